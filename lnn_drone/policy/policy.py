@@ -1,0 +1,91 @@
+"""``Policy``: the object a flight node holds. Load a model file, ``reset()``, ``step(obs, dt)``.
+
+Runs on the numpy runtime, so the whole deployment path (this module, ``model_file``,
+``runtime_numpy``, ``spec``, ``features``) imports neither torch nor pybullet.
+"""
+from __future__ import annotations
+
+import math
+import os
+from typing import Iterable, Mapping
+
+import numpy as np
+
+from .features import FeatureError, extract, required_observations
+from .model_file import LoadedModel, check_inputs, load_model
+from .runtime_numpy import NumpyRuntime
+from .spec import ActionSpec, InputSpec
+
+__all__ = ["Policy"]
+
+
+class Policy:
+    """Stateful policy: ``command = policy.step(observation, dt)``.
+
+    ``observation`` is the raw observation dict (``imu``, ``odom``, ``goal``, ``image``…);
+    each model input is computed from it by :mod:`lnn_drone.policy.features` and checked
+    (shape, finite). ``dt`` is the time in seconds since the previous step (the liquid cells use
+    it; use the nominal :attr:`control_period` if unknown). The command is a new float64 array:
+    4 motor values in [0, 1], or [thrust fraction, p, q, r (rad/s)] in ``ctbr`` mode.
+    """
+
+    def __init__(self, model: LoadedModel | str | os.PathLike, available_observations: Iterable[str] | None = None,
+                 record: bool = False) -> None:
+        self.model = model if isinstance(model, LoadedModel) else load_model(model)
+        if available_observations is not None:
+            check_inputs(self.model, available_observations)
+        self.runtime = NumpyRuntime(self.model, record=record)
+        cfg = self.model.config
+        self._vector = [(s.name, s.shape, self.runtime.input_view(s.name)) for s in cfg.vector_inputs]
+        self._image = cfg.image_input
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, available_observations: Iterable[str] | None = None, record: bool = False) -> "Policy":
+        return cls(load_model(path), available_observations, record)
+
+    # -- what the model declares -------------------------------------------------------------
+    @property
+    def inputs(self) -> tuple[InputSpec, ...]:
+        return self.model.config.inputs
+
+    @property
+    def action(self) -> ActionSpec:
+        return self.model.config.action
+
+    @property
+    def action_mode(self) -> str:
+        return self.model.config.action.mode
+
+    @property
+    def control_period(self) -> float:
+        return self.model.config.control_period
+
+    @property
+    def required_observations(self) -> set[str]:
+        return required_observations(s.name for s in self.inputs)
+
+    # -- running -------------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Zero the recurrent state (start of an episode / after a failsafe)."""
+        self.runtime.reset()
+
+    @property
+    def state(self) -> np.ndarray:
+        return self.runtime.state
+
+    @property
+    def internals(self) -> np.ndarray | None:
+        """With ``record=True``: CfC time gates or LTC time constants of the last step."""
+        return self.runtime.aux
+
+    def step(self, observation: Mapping[str, np.ndarray], dt: float) -> np.ndarray:
+        if not isinstance(dt, (int, float, np.floating, np.integer)) or not math.isfinite(dt) or dt < 0:
+            raise ValueError(f"dt must be a finite number of seconds >= 0, got {dt!r}")
+        for name, shape, view in self._vector:
+            extract(name, observation, shape, out=view)
+        if self._image is not None:
+            img = extract(self._image.name, observation, self._image.shape, dtype=None)
+            if img.dtype != np.uint8:
+                raise FeatureError(f"input {self._image.name!r} must be uint8 RGB, got dtype {img.dtype}")
+            self.runtime.set_input(self._image.name, img)
+        return self.runtime.run(float(dt))

@@ -1,0 +1,140 @@
+"""What a policy reads and what it commands: input/output specs that travel in the model file.
+
+A model declares its inputs by name (``imu``, ``goal_error``, ``image``…) with their sizes and
+the normalisation it was trained with, so a deployment node can subscribe to exactly what the
+model needs and refuse a model whose inputs it cannot provide. Action modes follow DESIGN.md §3:
+``motors`` = 4 normalised rotor thrusts u in [0, 1] (contract motor order), ``ctbr`` =
+collective thrust fraction in [0, 1] followed by body rates p, q, r in rad/s (FLU), the rates
+bounded by ``max_rate``. Torch-free.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["SpecError", "InputSpec", "ActionSpec", "ACTION_MODES", "MOTOR_NAMES", "CTBR_NAMES"]
+
+ACTION_MODES = ("motors", "ctbr")
+MOTOR_NAMES = ("front_right", "back_right", "back_left", "front_left")
+CTBR_NAMES = ("collective_thrust", "roll_rate", "pitch_rate", "yaw_rate")
+
+
+class SpecError(ValueError):
+    """An input or action specification that is malformed or inconsistent."""
+
+
+def _floats(values, n: int, what: str) -> tuple[float, ...]:
+    arr = np.asarray(values, dtype=np.float64).ravel()
+    if arr.size == 1 and n > 1:
+        arr = np.full(n, arr[0])
+    if arr.size != n:
+        raise SpecError(f"{what} has {arr.size} values, expected {n}")
+    if not np.isfinite(arr).all():
+        raise SpecError(f"{what} must be finite")
+    return tuple(float(v) for v in arr)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One named model input.
+
+    ``kind="vector"``: ``shape == (dim,)``, float features, normalised as (x - mean) / std per
+    element. ``kind="image"``: ``shape == (H, W, 3)`` uint8 RGB, scaled to [0, 1] then
+    normalised per channel.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    kind: str = "vector"
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.name.replace("_", "").isalnum():
+            raise SpecError(f"input name {self.name!r} must be a non-empty identifier")
+        shape = tuple(int(s) for s in self.shape)
+        object.__setattr__(self, "shape", shape)
+        if self.kind == "vector":
+            if len(shape) != 1 or shape[0] < 1:
+                raise SpecError(f"vector input {self.name!r} needs shape (dim,), got {shape}")
+        elif self.kind == "image":
+            if len(shape) != 3 or shape[2] != 3 or min(shape) < 1:
+                raise SpecError(f"image input {self.name!r} needs shape (H, W, 3), got {shape}")
+        else:
+            raise SpecError(f"input {self.name!r}: kind must be 'vector' or 'image', got {self.kind!r}")
+        n = self.norm_size
+        mean = _floats(self.mean if len(self.mean) else (0.5 if self.kind == "image" else 0.0), n, f"{self.name}.mean")
+        std = _floats(self.std if len(self.std) else (0.25 if self.kind == "image" else 1.0), n, f"{self.name}.std")
+        if min(std) <= 0:
+            raise SpecError(f"{self.name}.std must be > 0 everywhere")
+        object.__setattr__(self, "mean", mean)
+        object.__setattr__(self, "std", std)
+
+    @classmethod
+    def vector(cls, name: str, dim: int, mean=None, std=None, description: str = "") -> "InputSpec":
+        return cls(name, (dim,), "vector", () if mean is None else mean, () if std is None else std, description)
+
+    @classmethod
+    def image(cls, name: str = "image", height: int = 64, width: int = 64, mean=None, std=None) -> "InputSpec":
+        return cls(name, (height, width, 3), "image", () if mean is None else mean, () if std is None else std,
+                   "RGB camera image, uint8 HxWx3")
+
+    @property
+    def dim(self) -> int:
+        """Number of values (H*W*3 for an image)."""
+        return math.prod(self.shape)
+
+    @property
+    def norm_size(self) -> int:
+        return self.shape[0] if self.kind == "vector" else 3
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "kind": self.kind, "shape": list(self.shape), "mean": list(self.mean),
+                "std": list(self.std), "description": self.description}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "InputSpec":
+        try:
+            return cls(str(d["name"]), tuple(d["shape"]), str(d.get("kind", "vector")), tuple(d.get("mean", ())),
+                       tuple(d.get("std", ())), str(d.get("description", "")))
+        except (KeyError, TypeError) as exc:
+            raise SpecError(f"malformed input spec {d!r}: {exc}") from None
+
+    def with_normalization(self, mean, std) -> "InputSpec":
+        """Copy with new normalisation (e.g. statistics measured on a training set)."""
+        return InputSpec(self.name, self.shape, self.kind, tuple(np.ravel(mean)), tuple(np.ravel(std)), self.description)
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """Output of the policy: ``motors`` (4 x u in [0, 1]) or ``ctbr`` (thrust fraction + rates)."""
+
+    mode: str = "motors"
+    max_rate: float = 0.0  # rad/s, bound of |p|, |q|, |r| in ctbr mode
+    names: tuple[str, ...] = field(default=(), compare=False)
+
+    def __post_init__(self) -> None:
+        if self.mode not in ACTION_MODES:
+            raise SpecError(f"action mode must be one of {ACTION_MODES}, got {self.mode!r}")
+        if self.mode == "ctbr" and not (math.isfinite(self.max_rate) and self.max_rate > 0):
+            raise SpecError(f"ctbr needs max_rate > 0 (rad/s), got {self.max_rate}")
+        object.__setattr__(self, "max_rate", float(self.max_rate))
+        object.__setattr__(self, "names", MOTOR_NAMES if self.mode == "motors" else CTBR_NAMES)
+
+    @property
+    def dim(self) -> int:
+        return 4
+
+    def to_dict(self) -> dict:
+        return {"mode": self.mode, "max_rate": self.max_rate, "names": list(self.names),
+                "units": "u in [0,1]" if self.mode == "motors" else "thrust fraction [0,1], rates rad/s FLU"}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ActionSpec":
+        try:
+            return cls(str(d["mode"]), float(d.get("max_rate", 0.0)))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SpecError(f"malformed action spec {d!r}: {exc}") from None
