@@ -20,8 +20,8 @@ from ..state import DroneState
 class GeometricGains:
     kp: float = 9.0           # 1/s^2  position error -> acceleration
     kv: float = 5.0           # 1/s    velocity error -> acceleration
-    ki: float = 1.0           # 1/s^3  integral of position error (rejects constant pushes)
-    integral_limit_m_s: float = 1.0
+    ki: float = 3.0           # 1/s^3  integral of position error (rejects constant pushes)
+    integral_limit_m_s: float = 1.0  # x ki = 3 m/s^2: rejects pushes up to ~30 % of weight
     integral_zone_m: float = 0.3   # integrate only within this distance of the goal...
     integral_zone_mps: float = 0.2  # ...and below this speed
     k_att: float = 8.0        # 1/s    attitude error -> body rate

@@ -110,27 +110,30 @@ class _CfCCore(_Core):
             full[:, n_in + 1 : n_in + 1 + size] = w_rec
             hslot = self.buf[starts[l] : starts[l] + size]
             if self.mode == "default":
-                # z = [-ta', ta' | -tb', tb' | f1 | f2 | G]; G = dt * [-ta', ta'] + [-tb', tb'] by a
-                # (2,) x (2, 2H) dot, then one tanh over [f1, f2, G] (' = halved: sigmoid form)
+                # z = [ta', ta' | tb', tb' | f1 | f2 | G]; G = dt * [ta', ta'] + [tb', tb'] by a
+                # (2,) x (2, 2H) dot; one tanh over [f1, f2, G] gives [f1, f2, t, t] (' = halved, so
+                # sigmoid = (1 + t) / 2); G *= [f1, f2]; then 2h = f1 + f2 - t f1 + t f2 is one
+                # (4,) x (4, H) dot.
                 f12, ta, tb = full[: 2 * size], 0.5 * full[2 * size : 3 * size], 0.5 * full[3 * size :]
-                cols = np.concatenate([-ta, ta, -tb, tb, f12], 0)
+                cols = np.concatenate([ta, ta, tb, tb, f12], 0)
                 z = np.zeros(8 * size, _F)
                 g = z[6 * size :]
-                layer = (self.buf[seg], np.ascontiguousarray(cols.T), z[: 6 * size],
+                layer = (self.buf[seg], np.ascontiguousarray(cols), z[: 6 * size],
                          z[: 4 * size].reshape(2, 2 * size), g, z[4 * size :], z[4 * size : 6 * size],
-                         g[:size], g[size:], hslot)
+                         z[4 * size :].reshape(4, size), hslot, g[:size])
             elif self.mode == "no_gate":
                 f12, ta, tb = full[: 2 * size], 0.5 * full[2 * size : 3 * size], 0.5 * full[3 * size :]
                 cols = np.concatenate([f12, ta, tb], 0)
                 z = np.zeros(4 * size, _F)
-                layer = (self.buf[seg], np.ascontiguousarray(cols.T), z, z[2 * size : 3 * size], z[3 * size :],
-                         z[: 3 * size], z[:size], z[size : 2 * size], hslot)
+                layer = (self.buf[seg], np.ascontiguousarray(cols), z, z[2 * size : 3 * size], z[3 * size :],
+                         z[: 3 * size], z[:size], z[size : 2 * size], hslot, np.ones(size, _F))
             else:  # pure
                 z = np.zeros(size, _F)
-                layer = (self.buf[seg], np.ascontiguousarray(full.T), z, np.zeros(size, _F),
+                layer = (self.buf[seg], np.ascontiguousarray(full), z, np.zeros(size, _F),
                          np.abs(t[f"core.layers.{l}.w_tau"].astype(_F)), 2.0 * t[f"core.layers.{l}.A"].astype(_F), hslot)
             self.layers.append(layer)
-        self.hslots = [L[-1] for L in self.layers]
+        self.hslots = [L[-2] if self.mode != "pure" else L[-1] for L in self.layers]
+        self.combine = np.array([1.0, 1.0, -1.0, 1.0], _F)
         self.dtv = np.array([0.0, 1.0], _F)
         self.n = sum(sizes)
 
@@ -140,22 +143,22 @@ class _CfCCore(_Core):
         if self.mode == "default":
             dtv = self.dtv
             dtv[0] = dt
-            for seg, W, zo, AB, G, tz, f12, g1, g2, hslot in self.layers:
-                dot(seg, W, out=zo)
+            combine = self.combine
+            for seg, W, zo, AB, G, tz, f12, z4, hslot, t in self.layers:
+                dot(W, seg, out=zo)
                 dot(dtv, AB, out=G)
                 tanh(tz, out=tz)
-                add(G, 1.0, out=G)
                 if auxes is not None:
-                    auxes.append(0.5 * g2)
+                    auxes.append(0.5 * (1.0 + t))
                 mul(G, f12, out=G)
-                add(g1, g2, out=hslot)
+                dot(combine, z4, out=hslot)
         elif self.mode == "no_gate":
-            for seg, W, z, g, tb, z3, f1, f2, hslot in self.layers:
-                dot(seg, W, out=z)
+            for seg, W, z, g, tb, z3, f1, f2, hslot, ones in self.layers:
+                dot(W, seg, out=z)
                 mul(g, dt, out=g)
                 add(g, tb, out=g)
                 tanh(z3, out=z3)
-                add(g, 1.0, out=g)
+                add(g, ones, out=g)
                 if auxes is not None:
                     auxes.append(0.5 * g)
                 mul(g, f2, out=g)
@@ -163,7 +166,7 @@ class _CfCCore(_Core):
                 add(g, f1, out=hslot)
         else:
             for seg, W, z, tmp, abs_wtau, two_a, hslot in self.layers:
-                dot(seg, W, out=z)
+                dot(W, seg, out=z)
                 np.abs(z, out=tmp)
                 add(tmp, abs_wtau, out=tmp)
                 mul(tmp, -dt, out=tmp)
@@ -285,7 +288,8 @@ class _GRUCore(_Core):
         cols[2 * u : 3 * u, -1] = b_ih[2 * u :]
         cols[3 * u :, f : f + u] = 0.5 * w_hh[2 * u :]  # n, hidden part (halved: r = (1+t)/2)
         cols[3 * u :, -1] = 0.5 * b_hh[2 * u :]
-        self.W = np.ascontiguousarray(cols.T)
+        self.W = np.ascontiguousarray(cols)
+        self.ones, self.half = np.ones(u, _F), np.full(u, 0.5, _F)
         self.z = z = np.zeros(4 * u, _F)
         self.u = u
         self.views = (z[:u], z[u : 2 * u], z[2 * u : 3 * u], z[3 * u :], z[: 2 * u])
@@ -293,16 +297,16 @@ class _GRUCore(_Core):
     def run(self, dt: float) -> None:
         z, add, mul = self.z, np.add, np.multiply
         tr, tz, n, nh, rz = self.views
-        np.dot(self.buf, self.W, out=z)
+        np.dot(self.W, self.buf, out=z)
         np.tanh(rz, out=rz)
-        add(tr, 1.0, out=tr)
+        add(tr, self.ones, out=tr)
         mul(tr, nh, out=tr)
         add(n, tr, out=n)
         np.tanh(n, out=n)
         np.subtract(self.h, n, out=tr)
-        add(tz, 1.0, out=tz)
+        add(tz, self.ones, out=tz)
         mul(tr, tz, out=tr)
-        mul(tr, 0.5, out=tr)
+        mul(tr, self.half, out=tr)
         add(n, tr, out=self.h)
 
     def reset(self) -> None:
@@ -331,7 +335,7 @@ class _MLPCore(_Core):
         self.bufs, self.Ws = [], []
         for i, units in enumerate(cfg.mlp_hidden):
             w, b = t[f"core.layers.{i}.weight"].astype(_F), t[f"core.layers.{i}.bias"].astype(_F)
-            self.Ws.append(np.ascontiguousarray(np.concatenate([w, b[:, None]], 1).T))
+            self.Ws.append(np.ascontiguousarray(np.concatenate([w, b[:, None]], 1)))
             buf = np.zeros(units + 1, _F)
             buf[-1] = 1.0
             self.bufs.append(buf)
@@ -345,7 +349,7 @@ class _MLPCore(_Core):
         prev = win
         for W, buf in zip(self.Ws, self.bufs):
             h = buf[:-1]
-            np.dot(prev, W, out=h)
+            np.dot(W, prev, out=h)
             np.tanh(h, out=h)
             prev = buf
         if k > 1:
@@ -392,7 +396,7 @@ class _ConvEncoder:
         fc_w = t["image_encoder.fc.weight"].astype(_F)  # (feat, c*h*w) in torch's CHW flatten order
         feat = fc_w.shape[0]
         fc_w = fc_w.reshape(feat, c, h, w).transpose(0, 2, 3, 1).reshape(feat, -1)  # -> HWC order
-        self.fc_W = np.ascontiguousarray(fc_w.T)
+        self.fc_W = np.ascontiguousarray(fc_w)
         self.fc_b = t["image_encoder.fc.bias"].astype(_F)
 
     def run(self, image: np.ndarray) -> None:
@@ -408,7 +412,7 @@ class _ConvEncoder:
             np.add(y2, layer["b"], out=y2)
             np.maximum(y2, 0.0, out=y2)
             x = y
-        np.dot(x.reshape(-1), self.fc_W, out=self.out)
+        np.dot(self.fc_W, x.reshape(-1), out=self.out)
         np.add(self.out, self.fc_b, out=self.out)
         np.tanh(self.out, out=self.out)
 
@@ -445,7 +449,7 @@ class NumpyRuntime:
                 self._vec = np.zeros(cfg.vector_size + 1, _F)
                 self._vec[-1] = 1.0
                 w, b = _fold_input(t["vector_encoder.weight"].astype(_F), t["vector_encoder.bias"].astype(_F), 1.0 / std, -mean / std)
-                self._enc_W = np.ascontiguousarray(np.concatenate([w, b[:, None]], 1).T)
+                self._enc_W = np.ascontiguousarray(np.concatenate([w, b[:, None]], 1))
                 self._enc_out = self.core.inp[:enc]
                 target = self._vec
             else:
@@ -475,7 +479,7 @@ class NumpyRuntime:
         b = t["head.bias"].astype(_F)
         head = np.concatenate([w, b[:, None]], 1) * c[:, None]  # (A, o + 1)
         assert head.shape[1] == o + 1 == self.core.out.shape[0]
-        self._head_W = np.ascontiguousarray(head.T)
+        self._head_W = np.ascontiguousarray(head)
         self._y = np.zeros(a.dim, _F)
         self.aux: np.ndarray | None = None
 
@@ -495,7 +499,7 @@ class NumpyRuntime:
         """Advance one step with the inputs already set; returns a new action array."""
         if self._vec is not None:
             out = self._enc_out
-            np.dot(self._vec, self._enc_W, out=out)
+            np.dot(self._enc_W, self._vec, out=out)
             np.tanh(out, out=out)
         if self._image_name is not None:
             if self._image is None:
@@ -504,7 +508,7 @@ class NumpyRuntime:
         core = self.core
         core.run(dt)
         y = self._y
-        np.dot(core.out, self._head_W, out=y)
+        np.dot(self._head_W, core.out, out=y)
         np.tanh(y, out=y)
         act = y * self._c1
         act += self._c0
