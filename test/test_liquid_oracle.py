@@ -13,7 +13,6 @@ import torch
 ncps = pytest.importorskip("ncps", reason="ncps==1.0.1 (the test oracle, 'dev' extra) is not installed")
 from ncps.torch import CfC as NcpsCfC  # noqa: E402
 from ncps.torch import LTCCell as NcpsLTCCell  # noqa: E402
-from ncps.torch import WiredCfCCell as NcpsWiredCfCCell  # noqa: E402
 from ncps.wirings import NCP as NcpsNCP  # noqa: E402
 
 from lnn_drone.liquid import CfCCell, LTCCell  # noqa: E402
@@ -116,7 +115,8 @@ def test_ltc_matches_ncps():
     v = torch.zeros(1, wiring.units)
     worst = 0.0
     for t in range(STEPS):
-        ref, v_ref = theirs(x[:, t], v_ref, float(dt[0, t]))
-        out, v, _ = ours(x[:, t], v, dt[:, t])
+        with torch.no_grad():
+            ref, v_ref = theirs(x[:, t], v_ref, float(dt[0, t]))
+            out, v, _ = ours(x[:, t], v, dt[:, t])
         worst = max(worst, float((out - ref).abs().max()), float((v - v_ref[:, p]).abs().max()))
     assert worst < 1e-5

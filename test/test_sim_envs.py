@@ -63,10 +63,10 @@ def test_crash_is_terminated_and_time_limit_is_truncated():
 def rollout(env, seed, steps=300):
     obs, _ = env.reset(seed=seed)
     agent = ExpertAgent()
-    agent.reset(env)
+    agent.reset([env])
     traj = []
     for _ in range(steps):
-        obs, _, term, trunc, _ = env.step(agent.act(obs, env))
+        obs, _, term, trunc, _ = env.step(agent.act([obs], [env])[0])
         traj.append(np.concatenate([obs["odom"], obs["imu"]]))
         if term or trunc:
             break

@@ -3,6 +3,10 @@
 Outputs a CTBR command (collective thrust fraction, body rates): what a real flight
 controller's rate loop accepts, and what the learned ``ctbr`` policies imitate. Gains are
 mass-normalized (accelerations), so the same gains fly a 27 g and a 750 g quadrotor.
+
+The maths is written for a batch of B drones (arrays with a leading B axis): training labels
+thousands of states per step, and one vectorized call costs what one drone costs. The
+single-drone API is a B = 1 view of the same code, so there is one implementation.
 """
 from __future__ import annotations
 
@@ -11,9 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..frames import GRAVITY, quat_to_rotmat
-from ..vehicle import VehicleSpec
+from ..frames import GRAVITY
 from ..state import DroneState
+from ..vehicle import VehicleSpec
 
 
 @dataclass
@@ -42,60 +46,106 @@ class CtbrCommand:
         return np.array([self.thrust, *self.rates], dtype=float)
 
 
-def _vee(m: np.ndarray) -> np.ndarray:
-    return np.array([m[2, 1], m[0, 2], m[1, 0]])
+def quats_to_rotmats(q: np.ndarray) -> np.ndarray:
+    """(B, 4) quaternions xyzw -> (B, 3, 3) body→world rotation matrices."""
+    x, y, z, w = q[:, 0], q[:, 1], q[:, 2], q[:, 3]
+    r = np.empty((q.shape[0], 3, 3))
+    r[:, 0, 0] = 1 - 2 * (y * y + z * z)
+    r[:, 0, 1] = 2 * (x * y - z * w)
+    r[:, 0, 2] = 2 * (x * z + y * w)
+    r[:, 1, 0] = 2 * (x * y + z * w)
+    r[:, 1, 1] = 1 - 2 * (x * x + z * z)
+    r[:, 1, 2] = 2 * (y * z - x * w)
+    r[:, 2, 0] = 2 * (x * z - y * w)
+    r[:, 2, 1] = 2 * (y * z + x * w)
+    r[:, 2, 2] = 1 - 2 * (x * x + y * y)
+    return r
 
 
-class GeometricController:
-    def __init__(self, vehicle: VehicleSpec, gains: GeometricGains | None = None):
-        self.vehicle = vehicle
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
+
+
+class BatchGeometricController:
+    """Geometric controller for B drones at once (each with its own mass and max thrust)."""
+
+    def __init__(self, mass_kg, max_total_thrust_n, gains: GeometricGains | None = None):
+        self.mass = np.atleast_1d(np.asarray(mass_kg, dtype=float))
+        self.max_total_thrust = np.atleast_1d(np.asarray(max_total_thrust_n, dtype=float))
         self.gains = gains or GeometricGains()
         self.reset()
 
-    def reset(self) -> None:
-        self._integral = np.zeros(3)
+    @classmethod
+    def for_vehicles(cls, vehicles: list[VehicleSpec], gains: GeometricGains | None = None):
+        return cls([v.mass_kg for v in vehicles], [4.0 * v.max_thrust_per_rotor_n for v in vehicles], gains)
 
-    def __call__(self, state: DroneState, goal_position, goal_yaw: float = 0.0, dt: float = 0.0,
-                 goal_velocity=None, goal_accel=None) -> CtbrCommand:
+    def reset(self, mask: np.ndarray | None = None) -> None:
+        """Clear the integral (for all drones, or where ``mask`` is true)."""
+        if mask is None or not hasattr(self, "integral"):
+            self.integral = np.zeros((self.mass.shape[0], 3))
+        else:
+            self.integral[np.asarray(mask, dtype=bool)] = 0.0
+
+    def __call__(self, position, quaternion, velocity, goal, dt: float) -> tuple[np.ndarray, np.ndarray]:
+        """Collective thrust fraction (B,) and body rates (B, 3) for states and goals (B, 4)."""
         g = self.gains
-        r = quat_to_rotmat(state.quaternion)
-        e_p = state.position - np.asarray(goal_position, dtype=float)
-        e_v = state.velocity - (np.zeros(3) if goal_velocity is None else np.asarray(goal_velocity, dtype=float))
-        if dt > 0.0 and float(e_p @ e_p) < g.integral_zone_m ** 2 and float(e_v @ e_v) < g.integral_zone_mps ** 2:
+        goal = np.asarray(goal, dtype=float)
+        r = quats_to_rotmats(np.asarray(quaternion, dtype=float))
+        e_p = np.asarray(position, dtype=float) - goal[:, :3]
+        e_v = np.asarray(velocity, dtype=float)
+        if dt > 0.0:
             # conditional integration: only near the goal and nearly still, so the transient of a
             # recovery does not wind it up (that would overshoot); steady pushes still integrate
+            near = ((e_p * e_p).sum(1) < g.integral_zone_m ** 2) & ((e_v * e_v).sum(1) < g.integral_zone_mps ** 2)
             lim = g.integral_limit_m_s
-            self._integral = np.clip(self._integral + e_p * dt, -lim, lim)
-        a = -g.kp * e_p - g.kv * e_v - g.ki * self._integral
-        if goal_accel is not None:
-            a = a + np.asarray(goal_accel, dtype=float)
-        # limit horizontal demand first (keep altitude authority), then total
-        a_h = a[:2]
-        h_max = min(g.max_accel_m_s2, (a[2] + GRAVITY) * math.tan(math.radians(g.max_tilt_deg)))
-        h_max = max(h_max, 0.0)
-        n = np.linalg.norm(a_h)
-        if n > h_max:
-            a[:2] = a_h * (h_max / n)
-        a[2] = max(a[2], -0.7 * GRAVITY)  # never command free fall
-        f_des = a + np.array([0.0, 0.0, GRAVITY])
-        b3 = r[:, 2]
-        thrust_n = self.vehicle.mass_kg * float(f_des @ b3)
-        thrust_frac = thrust_n / (4.0 * self.vehicle.max_thrust_per_rotor_n)
-        # desired attitude
-        b3d = f_des / np.linalg.norm(f_des)
-        b1c = np.array([math.cos(goal_yaw), math.sin(goal_yaw), 0.0])
+            self.integral = np.where(near[:, None], np.clip(self.integral + e_p * dt, -lim, lim), self.integral)
+        a = -g.kp * e_p - g.kv * e_v - g.ki * self.integral
+        # limit the horizontal demand first (keep altitude authority)
+        h_max = np.clip(np.minimum(g.max_accel_m_s2, (a[:, 2] + GRAVITY) * math.tan(math.radians(g.max_tilt_deg))),
+                        0.0, None)
+        n = np.linalg.norm(a[:, :2], axis=1)
+        scale = np.where(n > h_max, h_max / np.maximum(n, 1e-12), 1.0)
+        a[:, :2] *= scale[:, None]
+        a[:, 2] = np.maximum(a[:, 2], -0.7 * GRAVITY)  # never command free fall
+        f_des = a.copy()
+        f_des[:, 2] += GRAVITY
+        b3 = r[:, :, 2]
+        thrust = self.mass * (f_des * b3).sum(1) / self.max_total_thrust
+        # desired attitude from the thrust direction and the goal yaw
+        b3d = _unit(f_des)
+        yaw = goal[:, 3]
+        b1c = np.stack([np.cos(yaw), np.sin(yaw), np.zeros_like(yaw)], axis=1)
         b2d = np.cross(b3d, b1c)
-        nb2 = np.linalg.norm(b2d)
-        b2d = b2d / nb2 if nb2 > 1e-6 else r[:, 1]
+        nb2 = np.linalg.norm(b2d, axis=1, keepdims=True)
+        b2d = np.where(nb2 > 1e-6, b2d / np.maximum(nb2, 1e-12), r[:, :, 1])
         b1d = np.cross(b2d, b3d)
-        rd = np.column_stack([b1d, b2d, b3d])
-        e_r = 0.5 * _vee(rd.T @ r - r.T @ rd)
-        # if upside down, e_r underestimates the error; rotate towards b3d through the shortest way
-        if float(b3 @ b3d) < 0.0:
+        rd = np.stack([b1d, b2d, b3d], axis=2)
+        m = np.einsum("bji,bjk->bik", rd, r) - np.einsum("bji,bjk->bik", r, rd)
+        e_r = 0.5 * np.stack([m[:, 2, 1], m[:, 0, 2], m[:, 1, 0]], axis=1)
+        # upside down, e_r underestimates the error: rotate towards b3d the shortest way
+        flipped = (b3 * b3d).sum(1) < 0.0
+        if flipped.any():
             axis = np.cross(b3, b3d)
-            na = np.linalg.norm(axis)
-            axis = r.T @ (axis / na if na > 1e-6 else r[:, 0])
-            e_r = -axis * math.pi / 2
+            na = np.linalg.norm(axis, axis=1, keepdims=True)
+            axis = np.where(na > 1e-6, axis / np.maximum(na, 1e-12), r[:, :, 0])
+            axis_body = np.einsum("bji,bj->bi", r, axis)
+            e_r = np.where(flipped[:, None], -axis_body * (math.pi / 2), e_r)
         rates = -np.array([g.k_att, g.k_att, g.k_yaw]) * e_r
-        rates = np.clip(rates, -g.max_rate_rad_s, g.max_rate_rad_s)
-        return CtbrCommand(float(min(max(thrust_frac, 0.0), 1.0)), rates)
+        return np.clip(thrust, 0.0, 1.0), np.clip(rates, -g.max_rate_rad_s, g.max_rate_rad_s)
+
+
+class GeometricController:
+    """One drone: a B = 1 view of :class:`BatchGeometricController`."""
+
+    def __init__(self, vehicle: VehicleSpec, gains: GeometricGains | None = None):
+        self.vehicle = vehicle
+        self.gains = gains or GeometricGains()
+        self._batch = BatchGeometricController.for_vehicles([vehicle], self.gains)
+
+    def reset(self) -> None:
+        self._batch.reset()
+
+    def __call__(self, state: DroneState, goal_position, goal_yaw: float = 0.0, dt: float = 0.0) -> CtbrCommand:
+        goal = np.array([[*np.asarray(goal_position, dtype=float)[:3], goal_yaw]])
+        thrust, rates = self._batch(state.position[None], state.quaternion[None], state.velocity[None], goal, dt)
+        return CtbrCommand(float(thrust[0]), rates[0])

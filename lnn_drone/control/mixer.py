@@ -2,7 +2,8 @@
 
 Inverts the vehicle's allocation matrix (contract motor order FR, BR, BL, FL). When a demand
 cannot be met, yaw gives way first, then roll/pitch are scaled, and the collective is shifted
-to fit (attitude authority beats altitude, as in Betaflight's airmode).
+to fit (attitude authority beats altitude, as in Betaflight's airmode). Works on one drone or
+a batch with per-drone allocation matrices.
 """
 from __future__ import annotations
 
@@ -12,37 +13,32 @@ from ..vehicle import VehicleSpec
 
 
 class Mixer:
-    def __init__(self, vehicle: VehicleSpec):
+    def __init__(self, vehicle: VehicleSpec | list[VehicleSpec]):
+        vehicles = vehicle if isinstance(vehicle, list) else [vehicle]
+        self._single = not isinstance(vehicle, list)
         self.vehicle = vehicle
-        self._inv = np.linalg.inv(vehicle.allocation_matrix)
-        self._tmax = vehicle.max_thrust_per_rotor_n
+        self._inv = np.stack([np.linalg.inv(v.allocation_matrix) for v in vehicles])   # (B, 4, 4)
+        self._tmax = np.array([v.max_thrust_per_rotor_n for v in vehicles])            # (B,)
 
-    def thrusts(self, thrust_n: float, torque) -> np.ndarray:
-        """Per-rotor thrusts (N) before saturation."""
-        return self._inv @ np.array([thrust_n, torque[0], torque[1], torque[2]])
-
-    def __call__(self, thrust_n: float, torque) -> np.ndarray:
-        tmax = self._tmax
-        tau = np.asarray(torque, dtype=float)
-        base = self._inv[:, 0] * thrust_n
-        rp = self._inv[:, 1:3] @ tau[:2]
-        yaw = self._inv[:, 3] * tau[2]
+    def __call__(self, thrust_n, torque) -> np.ndarray:
+        thrust = np.atleast_1d(np.asarray(thrust_n, dtype=float))
+        tau = np.asarray(torque, dtype=float).reshape(-1, 3)
+        inv, tmax = self._inv, self._tmax[:, None]
+        base = inv[:, :, 0] * thrust[:, None]
+        rp = np.einsum("bij,bj->bi", inv[:, :, 1:3], tau[:, :2])
+        yaw = inv[:, :, 3] * tau[:, 2:3]
         # roll/pitch spread must fit in [0, tmax]
-        spread = rp.max() - rp.min()
-        if spread > tmax:
-            rp *= tmax / spread
+        spread = rp.max(1, keepdims=True) - rp.min(1, keepdims=True)
+        rp = np.where(spread > tmax, rp * tmax / np.maximum(spread, 1e-12), rp)
         # yaw gets what is left
         f = rp + yaw
-        spread = f.max() - f.min()
-        if spread > tmax:
-            room = tmax - (rp.max() - rp.min())
-            yaw_spread = yaw.max() - yaw.min()
-            scale = max(0.0, room / yaw_spread) if yaw_spread > 0 else 0.0
-            f = rp + yaw * scale
-        f = f + base
+        spread = f.max(1, keepdims=True) - f.min(1, keepdims=True)
+        room = tmax - (rp.max(1, keepdims=True) - rp.min(1, keepdims=True))
+        yaw_spread = yaw.max(1, keepdims=True) - yaw.min(1, keepdims=True)
+        yaw_scale = np.clip(room / np.maximum(yaw_spread, 1e-12), 0.0, 1.0)
+        f = np.where(spread > tmax, rp + yaw * yaw_scale, f) + base
         # shift the collective so every rotor fits
-        if f.max() > tmax:
-            f -= f.max() - tmax
-        if f.min() < 0.0:
-            f -= f.min()
-        return np.clip(f / tmax, 0.0, 1.0)
+        f = f - np.clip(f.max(1, keepdims=True) - tmax, 0.0, None)
+        f = f - np.clip(f.min(1, keepdims=True), None, 0.0)
+        u = np.clip(f / tmax, 0.0, 1.0)
+        return u[0] if self._single else u

@@ -210,7 +210,3 @@ def build_policy_network(config: NetworkConfig, wiring: Wiring | None = None, se
     net.check_contract()
     return net
 
-
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-

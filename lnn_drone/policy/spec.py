@@ -66,8 +66,8 @@ class InputSpec:
         else:
             raise SpecError(f"input {self.name!r}: kind must be 'vector' or 'image', got {self.kind!r}")
         n = self.norm_size
-        mean = _floats(self.mean if len(self.mean) else (0.5 if self.kind == "image" else 0.0), n, f"{self.name}.mean")
-        std = _floats(self.std if len(self.std) else (0.25 if self.kind == "image" else 1.0), n, f"{self.name}.std")
+        mean = _floats(self.mean if np.size(self.mean) else (0.5 if self.kind == "image" else 0.0), n, f"{self.name}.mean")
+        std = _floats(self.std if np.size(self.std) else (0.25 if self.kind == "image" else 1.0), n, f"{self.name}.std")
         if min(std) <= 0:
             raise SpecError(f"{self.name}.std must be > 0 everywhere")
         object.__setattr__(self, "mean", mean)

@@ -22,38 +22,61 @@ TAIL_S = 5.0
 
 
 class Controller(Protocol):
-    """Anything that flies an env: ``reset`` at episode start, ``act`` each control step."""
+    """Flies a batch of envs: ``reset(envs)`` at episode start, ``act`` each control step.
+
+    ``act`` gets one observation dict per env and returns a (B, 4) array of actions in the
+    envs' action mode. Privileged controllers may read ``env.unwrapped.sim.state``.
+    """
 
     name: str
 
-    def reset(self, env) -> None: ...
+    def reset(self, envs: list) -> None: ...
 
-    def act(self, obs: dict, env) -> np.ndarray: ...
+    def act(self, observations: list[dict], envs: list) -> np.ndarray: ...
 
 
 class ExpertAgent:
-    """The privileged geometric expert as a :class:`Controller` (reads the true state)."""
+    """The privileged geometric expert as a batched :class:`Controller` (reads the true state)."""
 
     name = "expert"
 
     def __init__(self, use_true_vehicle: bool = True):
         self.use_true_vehicle = use_true_vehicle
-        self._ctrl = None
 
-    def reset(self, env) -> None:
-        from ..control import ExpertController
+    def reset(self, envs: list) -> None:
+        from ..control.geometric import BatchGeometricController
+        from ..control.mixer import Mixer
+        from ..control.rate import RateController
 
-        env = env.unwrapped
-        vehicle = env.variation.vehicle if self.use_true_vehicle else env.nominal_vehicle
-        self._ctrl = ExpertController(vehicle)
-        self._dt = env.control_dt
+        bases = [e.unwrapped for e in envs]
+        vehicles = [b.variation.vehicle if self.use_true_vehicle else b.nominal_vehicle for b in bases]
+        self._geo = BatchGeometricController.for_vehicles(vehicles)
+        self._rate = RateController(vehicles)
+        self._mixer = Mixer(vehicles)
+        self._total = np.array([4.0 * v.max_thrust_per_rotor_n for v in vehicles])
+        self._dt = bases[0].control_dt
 
-    def act(self, obs: dict, env) -> np.ndarray:
-        env = env.unwrapped
-        state = env.sim.state
-        if env.action_mode == "ctbr":
-            return self._ctrl.ctbr(state, env.goal, self._dt).as_array()
-        return self._ctrl.motors(state, env.goal, self._dt)
+    def ctbr(self, envs: list) -> np.ndarray:
+        """(B, 4) CTBR commands [thrust fraction, p, q, r] for the envs' true states."""
+        bases = [e.unwrapped for e in envs]
+        pos = np.array([b.sim.position for b in bases])
+        quat = np.array([b.sim._quat for b in bases])
+        vel = np.array([b.sim._vel for b in bases])
+        goal = np.array([b.goal for b in bases])
+        thrust, rates = self._geo(pos, quat, vel, goal, self._dt)
+        return np.column_stack([thrust, rates])
+
+    def motors(self, envs: list, ctbr: np.ndarray | None = None) -> np.ndarray:
+        """(B, 4) motor commands: CTBR -> rate loop (true body rates) -> mixer."""
+        ctbr = self.ctbr(envs) if ctbr is None else ctbr
+        gyro = np.array([e.unwrapped.sim.body_rates for e in envs])
+        torque = self._rate(ctbr[:, 1:], gyro)
+        return self._mixer(ctbr[:, 0] * self._total, torque)
+
+    def act(self, observations: list[dict], envs: list) -> np.ndarray:
+        if envs[0].unwrapped.action_mode == "ctbr":
+            return self.ctbr(envs)
+        return self.motors(envs)
 
 
 @dataclass
@@ -151,38 +174,16 @@ def episode_conditions(settings: EvalSettings, index: int, vehicle: VehicleSpec)
     return state, goal, variation, int(rng.integers(2**31))
 
 
-def run_episode(env, controller: Controller, settings: EvalSettings, index: int, record: bool = False) -> EpisodeResult:
-    """Fly one protocol episode and score it."""
-    base = env.unwrapped
-    state, goal, variation, seed = episode_conditions(settings, index, base.nominal_vehicle)
-    obs, _ = env.reset(seed=seed, options={"state": state, "goal": goal, "variation": variation})
-    controller.reset(env)
-    n = base.max_steps
-    dt = base.control_dt
-    pos = np.zeros((n + 1, 3))
-    motors = np.zeros((n, 4))
-    pos[0] = base.sim.position
-    crashed = False
-    steps = 0
-    for k in range(n):
-        action = controller.act(obs, env)
-        obs, _, terminated, truncated, _ = env.step(action)
-        motors[k] = base.sim.applied_command
-        pos[k + 1] = base.sim.position
-        steps = k + 1
-        if terminated:
-            crashed = True
-            break
-        if truncated:
-            break
-    pos = pos[: steps + 1]
-    motors = motors[:steps]
+def score_episode(index: int, settings: EvalSettings, t: np.ndarray, pos: np.ndarray, goal: np.ndarray,
+                  motors: np.ndarray, crashed: bool, completed: bool, record: bool = False) -> EpisodeResult:
+    """Protocol metrics of one flown episode (positions include the initial state)."""
+    steps = len(motors)
+    dt = t[1] - t[0] if len(t) > 1 else 0.0
     err_vec = pos - goal[:3]
     err = np.linalg.norm(err_vec, axis=1)
-    t = np.arange(steps + 1) * dt
     tail = t >= (settings.episode_s - TAIL_S - 1e-9)
     tail_err = err[tail] if tail.any() else err[-1:]
-    success = (not crashed) and steps >= n and bool((tail_err <= SUCCESS_RADIUS_M).all())
+    success = (not crashed) and completed and bool((tail_err <= SUCCESS_RADIUS_M).all())
     outside = np.nonzero(err > SETTLE_RADIUS_M)[0]
     if crashed or (len(outside) and outside[-1] == len(err) - 1):
         settle = math.inf
@@ -191,9 +192,63 @@ def run_episode(env, controller: Controller, settings: EvalSettings, index: int,
     sat = float(((motors <= 1e-3) | (motors >= 1 - 1e-3)).mean()) if steps else 0.0
     smooth = float(np.abs(np.diff(motors, axis=0)).mean()) if steps > 1 else 0.0
     traj = {"t": t, "position": pos, "goal": goal, "motors": motors} if record else None
-    return EpisodeResult(index, success, crashed, float(np.sqrt(np.mean(tail_err**2))), settle,
-                         float(np.linalg.norm(err_vec[tail].mean(axis=0))) if tail.any() else float(err[-1]),
+    offset = float(np.linalg.norm(err_vec[tail].mean(axis=0))) if tail.any() else float(err[-1])
+    return EpisodeResult(index, success, crashed, float(np.sqrt(np.mean(tail_err**2))), settle, offset,
                          float(err[-1]), sat, smooth, steps * dt, traj)
+
+
+def run_episodes(envs: list, controller: Controller, settings: EvalSettings, indices: list[int],
+                 record: bool = False, on_step: Callable | None = None) -> list[EpisodeResult]:
+    """Fly protocol episodes ``indices`` side by side, one per env (len(indices) <= len(envs)).
+
+    A crashed episode stops its env; the others fly on. ``on_step(k, observations, actions)``
+    sees every control step (used by DAgger to label states).
+    """
+    envs = envs[: len(indices)]
+    bases = [e.unwrapped for e in envs]
+    obs = []
+    for env, base, index in zip(envs, bases, indices):
+        state, goal, variation, seed = episode_conditions(settings, index, base.nominal_vehicle)
+        o, _ = env.reset(seed=seed, options={"state": state, "goal": goal, "variation": variation})
+        obs.append(o)
+    controller.reset(envs)
+    b, n = len(envs), bases[0].max_steps
+    pos = np.zeros((b, n + 1, 3))
+    motors = np.zeros((b, n, 4))
+    steps = np.zeros(b, dtype=int)
+    crashed = np.zeros(b, dtype=bool)
+    active = np.ones(b, dtype=bool)
+    for i, base in enumerate(bases):
+        pos[i, 0] = base.sim.position
+    for k in range(n):
+        actions = np.asarray(controller.act(obs, envs))
+        if on_step is not None:
+            on_step(k, obs, actions, active)
+        for i in np.nonzero(active)[0]:
+            o, _, terminated, truncated, _ = envs[i].step(actions[i])
+            obs[i] = o
+            motors[i, k] = bases[i].sim.applied_command
+            pos[i, k + 1] = bases[i].sim.position
+            steps[i] = k + 1
+            if terminated:
+                crashed[i] = True
+            if terminated or truncated:
+                active[i] = False
+        if not active.any():
+            break
+    dt = bases[0].control_dt
+    results = []
+    for i, index in enumerate(indices):
+        m = steps[i]
+        t = np.arange(m + 1) * dt
+        results.append(score_episode(index, settings, t, pos[i, : m + 1], bases[i].goal.copy(), motors[i, :m],
+                                     bool(crashed[i]), m >= n, record))
+    return results
+
+
+def run_episode(env, controller: Controller, settings: EvalSettings, index: int, record: bool = False) -> EpisodeResult:
+    """Fly one protocol episode and score it."""
+    return run_episodes([env], controller, settings, [index], record=record)[0]
 
 
 def _median_finite(values: list[float]) -> float | None:
@@ -221,19 +276,28 @@ def summarize(name: str, settings: EvalSettings, results: list[EpisodeResult]) -
 
 
 def evaluate(controller: Controller, settings: EvalSettings, sim_config: SimConfig | None = None,
-             progress: bool = False, record: bool = False,
+             progress: bool = False, record: bool = False, batch: int = 16,
              env_factory: Callable | None = None) -> EvalSummary:
-    """Run ``settings.episodes`` protocol episodes and summarize them."""
+    """Run ``settings.episodes`` protocol episodes (``batch`` side by side) and summarize them."""
     settings.check()
     load_vehicle(settings.vehicle)  # fail early with the vehicle file's own message
-    env = env_factory(settings) if env_factory else make_env(settings, sim_config)
-    iterator = range(settings.episodes)
+    b = max(1, min(batch, settings.episodes))
+    envs = [env_factory(settings) if env_factory else make_env(settings, sim_config) for _ in range(b)]
+    bar = None
     if progress:
         from tqdm import tqdm
 
-        iterator = tqdm(iterator, desc=f"eval {controller.name} {settings.tier}", unit="ep", leave=False)
+        bar = tqdm(total=settings.episodes, desc=f"eval {controller.name} {settings.tier}", unit="ep", leave=False)
+    results: list[EpisodeResult] = []
     try:
-        results = [run_episode(env, controller, settings, i, record=record) for i in iterator]
+        for start in range(0, settings.episodes, b):
+            indices = list(range(start, min(start + b, settings.episodes)))
+            results += run_episodes(envs, controller, settings, indices, record=record)
+            if bar is not None:
+                bar.update(len(indices))
     finally:
-        env.close()
+        for env in envs:
+            env.close()
+        if bar is not None:
+            bar.close()
     return summarize(controller.name, settings, results)

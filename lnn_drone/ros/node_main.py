@@ -1,0 +1,49 @@
+"""Common entry point of the node executables: environment, init, spin, clean shutdown, and a
+clear one-line message plus a non-zero exit status when a node cannot start."""
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+from .env import prepare_process_environment
+
+EXIT_START_FAILURE = 2
+
+
+def run_node(name: str, factory: Callable, args=None, spin: Callable | None = None) -> int:
+    prepare_process_environment()
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+
+    from ..config import ConfigError
+
+    rclpy.init(args=args)
+    node = None
+    try:
+        try:
+            node = factory()
+        except (ConfigError, ValueError, OSError, RuntimeError) as exc:
+            print(f"{name}: cannot start: {exc}", file=sys.stderr, flush=True)
+            return EXIT_START_FAILURE
+        except Exception as exc:  # model file errors and the like: never a bare traceback
+            print(f"{name}: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+            return EXIT_START_FAILURE
+        if spin is not None:
+            return int(spin(node) or 0)
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
+        return 0
+    except (KeyboardInterrupt, ExternalShutdownException):
+        return 0
+    finally:
+        if node is not None:
+            close = getattr(node, "close", None)
+            if callable(close):
+                close()
+            try:
+                node.destroy_node()
+            except Exception:
+                pass
+        if rclpy.ok():
+            rclpy.try_shutdown()
