@@ -14,6 +14,10 @@ PACKAGE = "lnn_drone"
 # Executables a launch file can start: name -> module:function.
 EXECUTABLES = {
     "lnn-drone": "lnn_drone.cli:main",
+    "sim_node": "lnn_drone.ros.sim_node:main",
+    "policy_node": "lnn_drone.ros.policy_node:main",
+    "policy_lifecycle_node": "lnn_drone.ros.policy_lifecycle_node:main",
+    "fc_bridge_node": "lnn_drone.ros.fc_bridge_node:main",
 }
 NODE_EXECUTABLES = sorted(os.path.basename(p) for p in glob("resource/lib/*"))
 

@@ -15,6 +15,7 @@ COMMANDS: dict[str, str] = {
     "demo": "lnn_drone.commands.demo",
     "eval": "lnn_drone.commands.eval_cmd",
     "export": "lnn_drone.commands.export_cmd",
+    "fly": "lnn_drone.commands.fly_cmd",
     "inspect": "lnn_drone.commands.inspect_cmd",
 }
 

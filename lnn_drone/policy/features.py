@@ -110,3 +110,8 @@ def extract(name: str, obs: Mapping[str, np.ndarray], shape: tuple[int, ...], dt
         out[...] = value
         return out
     return value if dtype is None else value.astype(dtype, copy=False)
+
+
+# The drone's derived inputs (goal_error…) register themselves here, so that every user of the
+# feature registry — training, evaluation, the onboard node — sees the same extractors.
+from . import drone_features  # noqa: E402,F401
