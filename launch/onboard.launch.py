@@ -17,8 +17,11 @@ from launch_ros.substitutions import FindPackageShare
 def generate_launch_description():
     share = FindPackageShare("lnn_drone")
     namespace = LaunchConfiguration("namespace")
+    # real time on a non-real-time OS: allow a few control periods of transport jitter before
+    # the input-timeout failsafe (lockstep simulation keeps the config file's tighter value)
     policy_params = [LaunchConfiguration("policy_config"),
-                     {"model": LaunchConfiguration("model"), "use_sim_time": LaunchConfiguration("use_sim_time")}]
+                     {"model": LaunchConfiguration("model"), "use_sim_time": LaunchConfiguration("use_sim_time"),
+                      "input_timeout_periods": 5.0}]
     managed = LaunchConfiguration("managed")
     return LaunchDescription([
         DeclareLaunchArgument("model", default_value=PathJoinSubstitution([share, "models", "hover.safetensors"]),

@@ -14,6 +14,8 @@ import sys
 COMMANDS: dict[str, str] = {
     "demo": "lnn_drone.commands.demo",
     "eval": "lnn_drone.commands.eval_cmd",
+    "train": "lnn_drone.commands.train_cmd",
+    "report": "lnn_drone.commands.report_cmd",
     "export": "lnn_drone.commands.export_cmd",
     "fly": "lnn_drone.commands.fly_cmd",
     "inspect": "lnn_drone.commands.inspect_cmd",

@@ -29,24 +29,26 @@ def build_controller(args):
     if args.controller == "expert" or (not args.model and not args.controller):
         from ..training.evaluation import ExpertAgent
 
-        return ExpertAgent(), "motors"
+        return ExpertAgent(), "motors", 240.0
     from ..training.agents import PolicyAgent  # torch-free numpy policy runtime
 
     agent = PolicyAgent.from_file(args.model)
-    return agent, agent.action_mode
+    return agent, agent.action_mode, agent.control_hz
 
 
 def run(args) -> int:
+    from ..policy.model_file import ModelFileError
     from ..training.evaluation import EvalSettings, evaluate
     from ..vehicle import VehicleFileError
 
     try:
-        controller, action_mode = build_controller(args)
+        controller, action_mode, control_hz = build_controller(args)
         settings = EvalSettings(tier=args.tier.upper(), episodes=args.episodes, seed=args.seed, vehicle=args.vehicle,
                                 latency_ms=args.latency_ms, thrust_to_weight=args.tw, push_frac=args.push_frac,
-                                episode_s=args.episode_s, action_mode=action_mode)
+                                episode_s=args.episode_s, action_mode=action_mode, control_hz=control_hz,
+                                physics_hz=240.0 if 240.0 % control_hz == 0 else 2 * control_hz)
         summary = evaluate(controller, settings, progress=not (args.json or args.no_progress) and sys.stderr.isatty())
-    except (ValueError, VehicleFileError, FileNotFoundError) as exc:
+    except (ValueError, VehicleFileError, FileNotFoundError, ModelFileError) as exc:
         print(f"lnn-drone eval: error: {exc}", file=sys.stderr)
         return 2
     out = summary.to_json_dict()

@@ -29,11 +29,11 @@ class ExpertController:
         goal = np.asarray(goal, dtype=float)
         return self.position(state, goal[:3], float(goal[3]) if goal.size > 3 else 0.0, dt)
 
-    def motors_from_ctbr(self, cmd: CtbrCommand, gyro) -> np.ndarray:
-        torque = self.rate(cmd.rates, gyro)
+    def motors_from_ctbr(self, cmd: CtbrCommand, gyro, dt: float = 0.0) -> np.ndarray:
+        torque = self.rate(cmd.rates, gyro, dt)
         thrust_n = cmd.thrust * 4.0 * self.vehicle.max_thrust_per_rotor_n
         return self.mixer(thrust_n, torque)
 
     def motors(self, state: DroneState, goal, dt: float) -> np.ndarray:
         """Per-rotor u ∈ [0,1]^4 for the true state and goal (x, y, z, yaw)."""
-        return self.motors_from_ctbr(self.ctbr(state, goal, dt), state.angular_velocity)
+        return self.motors_from_ctbr(self.ctbr(state, goal, dt), state.angular_velocity, dt)

@@ -69,15 +69,18 @@ def _unit(v: np.ndarray) -> np.ndarray:
 class BatchGeometricController:
     """Geometric controller for B drones at once (each with its own mass and max thrust)."""
 
-    def __init__(self, mass_kg, max_total_thrust_n, gains: GeometricGains | None = None):
+    def __init__(self, mass_kg, max_total_thrust_n, gains: GeometricGains | None = None, speed=1.0):
+        """``speed`` (scalar or (B,)) scales the loop bandwidths: attitude gains by s, position
+        gains by s and s² — how a privileged expert slows down for slow motors or latency."""
         self.mass = np.atleast_1d(np.asarray(mass_kg, dtype=float))
         self.max_total_thrust = np.atleast_1d(np.asarray(max_total_thrust_n, dtype=float))
         self.gains = gains or GeometricGains()
+        self.speed = np.broadcast_to(np.asarray(speed, dtype=float), self.mass.shape).copy()
         self.reset()
 
     @classmethod
-    def for_vehicles(cls, vehicles: list[VehicleSpec], gains: GeometricGains | None = None):
-        return cls([v.mass_kg for v in vehicles], [4.0 * v.max_thrust_per_rotor_n for v in vehicles], gains)
+    def for_vehicles(cls, vehicles: list[VehicleSpec], gains: GeometricGains | None = None, speed=1.0):
+        return cls([v.mass_kg for v in vehicles], [4.0 * v.max_thrust_per_rotor_n for v in vehicles], gains, speed)
 
     def reset(self, mask: np.ndarray | None = None) -> None:
         """Clear the integral (for all drones, or where ``mask`` is true)."""
@@ -99,7 +102,8 @@ class BatchGeometricController:
             near = ((e_p * e_p).sum(1) < g.integral_zone_m ** 2) & ((e_v * e_v).sum(1) < g.integral_zone_mps ** 2)
             lim = g.integral_limit_m_s
             self.integral = np.where(near[:, None], np.clip(self.integral + e_p * dt, -lim, lim), self.integral)
-        a = -g.kp * e_p - g.kv * e_v - g.ki * self.integral
+        s = self.speed[:, None]
+        a = -(g.kp * s * s) * e_p - (g.kv * s) * e_v - (g.ki * s * s * s) * self.integral
         # limit the horizontal demand first (keep altitude authority)
         h_max = np.clip(np.minimum(g.max_accel_m_s2, (a[:, 2] + GRAVITY) * math.tan(math.radians(g.max_tilt_deg))),
                         0.0, None)
@@ -130,7 +134,7 @@ class BatchGeometricController:
             axis = np.where(na > 1e-6, axis / np.maximum(na, 1e-12), r[:, :, 0])
             axis_body = np.einsum("bji,bj->bi", r, axis)
             e_r = np.where(flipped[:, None], -axis_body * (math.pi / 2), e_r)
-        rates = -np.array([g.k_att, g.k_att, g.k_yaw]) * e_r
+        rates = -np.array([g.k_att, g.k_att, g.k_yaw]) * s * e_r
         return np.clip(thrust, 0.0, 1.0), np.clip(rates, -g.max_rate_rad_s, g.max_rate_rad_s)
 
 

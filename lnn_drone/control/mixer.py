@@ -13,12 +13,23 @@ from ..vehicle import VehicleSpec
 
 
 class Mixer:
-    def __init__(self, vehicle: VehicleSpec | list[VehicleSpec]):
+    def __init__(self, vehicle: VehicleSpec | list[VehicleSpec], kf_scale=None, km_scale=None):
+        """``kf_scale``/``km_scale`` ((B, 4), default 1): known per-rotor deviations of the thrust
+        and drag-torque coefficients (a privileged expert knows them; a real FC does not)."""
         vehicles = vehicle if isinstance(vehicle, list) else [vehicle]
         self._single = not isinstance(vehicle, list)
         self.vehicle = vehicle
-        self._inv = np.stack([np.linalg.inv(v.allocation_matrix) for v in vehicles])   # (B, 4, 4)
-        self._tmax = np.array([v.max_thrust_per_rotor_n for v in vehicles])            # (B,)
+        b = len(vehicles)
+        kf = np.ones((b, 4)) if kf_scale is None else np.asarray(kf_scale, dtype=float).reshape(b, 4)
+        km = np.ones((b, 4)) if km_scale is None else np.asarray(km_scale, dtype=float).reshape(b, 4)
+        alloc = np.stack([v.allocation_matrix for v in vehicles])                      # (B, 4, 4) per newton
+        alloc[:, 3, :] *= km / kf                                                     # drag torque per newton
+        self._inv = np.linalg.inv(alloc)
+        tmax = np.array([v.max_thrust_per_rotor_n for v in vehicles])[:, None] * kf   # (B, 4)
+        # rotors differ: normalize each by its own maximum, and keep the common limit for the
+        # saturation logic (the weakest rotor)
+        self._tmax_rotor = tmax
+        self._tmax = tmax.min(1)
 
     def __call__(self, thrust_n, torque) -> np.ndarray:
         thrust = np.atleast_1d(np.asarray(thrust_n, dtype=float))
@@ -40,5 +51,5 @@ class Mixer:
         # shift the collective so every rotor fits
         f = f - np.clip(f.max(1, keepdims=True) - tmax, 0.0, None)
         f = f - np.clip(f.min(1, keepdims=True), None, 0.0)
-        u = np.clip(f / tmax, 0.0, 1.0)
+        u = np.clip(f / self._tmax_rotor, 0.0, 1.0)
         return u[0] if self._single else u

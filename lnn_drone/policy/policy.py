@@ -16,6 +16,8 @@ from .model_file import LoadedModel, check_inputs, load_model
 from .runtime_numpy import NumpyRuntime
 from .spec import ActionSpec, InputSpec
 
+LAST_ACTION = "last_action"  # the model's own previous command, fed back by :class:`Policy`
+
 __all__ = ["Policy"]
 
 
@@ -38,6 +40,10 @@ class Policy:
         cfg = self.model.config
         self._vector = [(s.name, s.shape, self.runtime.input_view(s.name)) for s in cfg.vector_inputs]
         self._image = cfg.image_input
+        # a model may read its own previous command (``last_action``): the policy supplies it
+        # unless the caller does, so every runtime feeds it back identically (zeros after reset)
+        self._feeds_back = LAST_ACTION in self.model.input_names
+        self._last_action = np.zeros(cfg.action.dim)
 
     @classmethod
     def load(cls, path: str | os.PathLike, available_observations: Iterable[str] | None = None, record: bool = False) -> "Policy":
@@ -68,6 +74,7 @@ class Policy:
     def reset(self) -> None:
         """Zero the recurrent state (start of an episode / after a failsafe)."""
         self.runtime.reset()
+        self._last_action = np.zeros_like(self._last_action)
 
     @property
     def state(self) -> np.ndarray:
@@ -81,6 +88,8 @@ class Policy:
     def step(self, observation: Mapping[str, np.ndarray], dt: float) -> np.ndarray:
         if not isinstance(dt, (int, float, np.floating, np.integer)) or not math.isfinite(dt) or dt < 0:
             raise ValueError(f"dt must be a finite number of seconds >= 0, got {dt!r}")
+        if self._feeds_back and LAST_ACTION not in observation:
+            observation = {**observation, LAST_ACTION: self._last_action}
         for name, shape, view in self._vector:
             extract(name, observation, shape, out=view)
         if self._image is not None:
@@ -88,4 +97,7 @@ class Policy:
             if img.dtype != np.uint8:
                 raise FeatureError(f"input {self._image.name!r} must be uint8 RGB, got dtype {img.dtype}")
             self.runtime.set_input(self._image.name, img)
-        return self.runtime.run(float(dt))
+        command = self.runtime.run(float(dt))
+        if self._feeds_back:
+            self._last_action = command.copy()
+        return command

@@ -35,11 +35,15 @@ def config_dir() -> Path:
 
 def executable_command(name: str) -> list[str]:
     """How to run executable ``name``: ``<prefix>/lib/lnn_drone/<name>`` (where ``ros2 run`` looks),
-    else this interpreter with the node's module (an uninstalled source checkout)."""
+    else this environment's console script of that name (a pip editable install skips the
+    data_files wrappers), else this interpreter with the node's module (a bare source checkout)."""
     for prefix in [p for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p] + [sys.prefix]:
         exe = Path(prefix) / "lib" / PACKAGE / name
         if exe.is_file() and os.access(exe, os.X_OK):
             return [str(exe)]
+    script = Path(sys.prefix) / "bin" / name
+    if name in _MODULES and script.is_file() and os.access(script, os.X_OK):
+        return [str(script)]
     if name in _MODULES:
         return [sys.executable, "-m", _MODULES[name]]
     found = shutil.which(name)

@@ -36,6 +36,8 @@ class SimNodeConfig:
     lockstep: bool = param(True, doc="wait for the command of every control tick (deterministic); false = real time")
     lockstep_timeout_s: float = param(2.0, unit="s", lo=0.001, hi=600.0,
                                       doc="wall time to wait for a tick's command before holding the last one (counted)")
+    min_sensor_subscribers: int = param(1, lo=0, hi=100, doc="start flying once imu/odom have this many subscribers "
+                                        "(lnn-drone fly: 2, the policy and the recorder)")
     startup_timeout_s: float = param(60.0, unit="s", lo=0.0, hi=3600.0, doc="wait this long for a command publisher")
     real_time_factor: float = param(1.0, lo=0.01, hi=100.0, doc="real-time mode: sim seconds per wall second")
     results_file: str = param("", doc="write the episodes' results (JSON) here at the end; empty = don't")

@@ -10,10 +10,28 @@ from .env import prepare_process_environment
 EXIT_START_FAILURE = 2
 
 
+def make_executor():
+    """The SingleThreadedExecutor; ``LNN_DRONE_EXECUTOR=events`` tries rclpy's experimental C++
+    EventsExecutor (in Kilted's wheels it delivered no callbacks to the policy node in our
+    real-time benchmark, so it is opt-in only)."""
+    import os
+
+    from rclpy.executors import SingleThreadedExecutor
+
+    if os.environ.get("LNN_DRONE_EXECUTOR", "single") == "events":
+        try:
+            from rclpy.experimental import EventsExecutor
+
+            return EventsExecutor()
+        except ImportError:
+            pass
+    return SingleThreadedExecutor()
+
+
 def run_node(name: str, factory: Callable, args=None, spin: Callable | None = None) -> int:
     prepare_process_environment()
     import rclpy
-    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+    from rclpy.executors import ExternalShutdownException
 
     from ..config import ConfigError
 
@@ -30,7 +48,7 @@ def run_node(name: str, factory: Callable, args=None, spin: Callable | None = No
             return EXIT_START_FAILURE
         if spin is not None:
             return int(spin(node) or 0)
-        executor = SingleThreadedExecutor()
+        executor = make_executor()
         executor.add_node(node)
         executor.spin()
         return 0

@@ -161,6 +161,7 @@ class PolicyCore:
             self._origin_ns = now_ns
         if name not in HELD_INPUTS and stamp_ns < slot.stamp_ns:
             self._episode_reset(now_ns)
+            slot = self.inputs[name]
         if value is not None and value.dtype.kind == "f" and not np.isfinite(value).all():
             value, error = None, f"non-finite values in {name}"
         if value is None:
@@ -180,6 +181,8 @@ class PolicyCore:
         if name in self.trigger and stamp_ns > self._skip_until:
             self._fresh.add(name)
             return self._maybe_compute(now_ns)
+        if name in HELD_INPUTS and self._fresh:
+            return self._maybe_compute(now_ns)  # the tick that waited for this setpoint
         return None
 
     def _newest_stamp(self) -> int:
@@ -201,6 +204,8 @@ class PolicyCore:
     def _maybe_compute(self, now_ns: int) -> Command | None:
         if not self._fresh.issuperset(self.trigger):
             return None  # exact sync: wait for the other per-tick inputs of this tick
+        if any(self.inputs[n].value is None for n in HELD_INPUTS if n in self.inputs):
+            return None  # a setpoint not yet received: this tick waits for it (the watchdog bounds the wait)
         self._fresh.clear()
         stamp = max(self.inputs[n].stamp_ns for n in self.trigger)
         for name, slot in self.inputs.items():
@@ -255,8 +260,10 @@ class PolicyCore:
             lim = self.config.image_timeout_s * 1e9 if name == "image" else limit
             if now_ns - since > lim:
                 what = "stale" if slot.value is not None else "missing"
-                return self._failsafe(max(self._newest_stamp(), 0) or now_ns, f"{what} input {name} "
-                                      f"({(now_ns - since) / 1e9:.3f} s)")
+                stamp = max(self._newest_stamp(), 0) or now_ns
+                self._fresh.clear()  # a tick that was waiting has now had its (failsafe) command
+                self._skip_until = max(self._skip_until, self._newest_stamp())
+                return self._failsafe(stamp, f"{what} input {name} ({(now_ns - since) / 1e9:.3f} s)")
         return None
 
     def failsafe_values(self) -> np.ndarray:

@@ -14,7 +14,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Odometry
 from rclpy.clock import Clock, ClockType
@@ -22,7 +21,6 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image, Imu
 from std_msgs.msg import Float32MultiArray
 
-from ..config import ConfigError
 from . import convert as cv
 from .diagnostics import ERROR, OK, WARN, diagnostic_array
 from .node_config import PolicyNodeConfig
@@ -53,6 +51,10 @@ def build_controller(cfg: PolicyNodeConfig):
         return ExpertAdapter(vehicle), vehicle
     from ..policy import Policy
 
+    try:  # derived model inputs (goal_error…) are registered by the drone feature module
+        from ..policy import drone_features  # noqa: F401
+    except ImportError:
+        pass
     path = cfg.model or default_model_path()
     if not os.path.exists(path):
         raise FileNotFoundError(f"model file {path!r} does not exist (set the 'model' parameter)")
@@ -81,7 +83,7 @@ class PolicyGraph:
         self.active = not lifecycle
         self._image_shape = getattr(controller, "image_shape", None)
         mk_pub = node.create_lifecycle_publisher if lifecycle else node.create_publisher
-        topic, mtype = ("motor_commands", None) if controller.mode == "motors" else ("ctbr_command", None)
+        topic = "motor_commands" if controller.mode == "motors" else "ctbr_command"
         from geometry_msgs.msg import TwistStamped
         from sensor_msgs.msg import JointState
 
@@ -142,7 +144,7 @@ class PolicyGraph:
             return
         log = self.node.get_logger()
         if cmd.failsafe and self._logged_reason is None:
-            log.warn(f"FAILSAFE ({self.cfg.failsafe_action}): {cmd.reason}")
+            log.warning(f"FAILSAFE ({self.cfg.failsafe_action}): {cmd.reason}")
         elif not cmd.failsafe and self._logged_reason is not None:
             log.info(f"control resumed: {cmd.reason or 'inputs back'}")
         self._logged_reason = cmd.reason if cmd.failsafe else None

@@ -88,8 +88,21 @@ class McapRecorder:
         self.counts: dict[str, int] = {}
         self.errors: list[str] = []
         self._closed = False
-        self.discover()
         self._timer = node.create_timer(discover_s, self.discover)
+
+    def subscribe_contract(self) -> None:
+        """The DESIGN.md §3 topics (relative names resolve in the recorder node's namespace)."""
+        from . import convert as cv
+
+        best, rel = QoSProfile(depth=1000, reliability=ReliabilityPolicy.BEST_EFFORT), QoSProfile(depth=1000)
+        for topic, type_name, qos in (
+                ("/clock", "rosgraph_msgs/msg/Clock", best), ("imu", "sensor_msgs/msg/Imu", best),
+                ("odom", "nav_msgs/msg/Odometry", best), ("camera/image_raw", "sensor_msgs/msg/Image", best),
+                ("camera/camera_info", "sensor_msgs/msg/CameraInfo", best), ("goal", "geometry_msgs/msg/PoseStamped", cv.GOAL_QOS),
+                ("motor_commands", "sensor_msgs/msg/JointState", rel), ("ctbr_command", "geometry_msgs/msg/TwistStamped", rel),
+                ("/diagnostics", "diagnostic_msgs/msg/DiagnosticArray", rel),
+                ("policy/neurons", "std_msgs/msg/Float32MultiArray", rel)):
+            self.subscribe(topic, type_name, qos)
 
     def _qos_for(self, topic: str) -> QoSProfile:
         infos = self.node.get_publishers_info_by_topic(topic)
@@ -102,7 +115,17 @@ class McapRecorder:
         for topic, types in self.node.get_topic_names_and_types():
             if topic in self._channels or not types or not self.node.get_publishers_info_by_topic(topic):
                 continue
-            type_name = types[0]
+            self.subscribe(topic, types[0], self._qos_for(topic))
+
+    def subscribe(self, topic: str, type_name: str, qos: QoSProfile | None = None) -> None:
+        """Record ``topic`` from now on (known topics are subscribed before their publishers start,
+        so the first messages are not lost to discovery)."""
+        topic = self.node.resolve_topic_name(topic)
+        if topic in self._channels:
+            return
+        if qos is None:
+            qos = QoSProfile(depth=1000, reliability=ReliabilityPolicy.BEST_EFFORT)
+        if True:
             try:
                 msg_type = _import_type(type_name)
                 with self._lock:
@@ -113,10 +136,10 @@ class McapRecorder:
             except Exception as exc:  # an unknown type: record the rest
                 self.errors.append(f"{topic} ({type_name}): {exc}")
                 self._channels[topic] = -1
-                continue
+                return
             cid = self._channels[topic]
             self._subs.append(self.node.create_subscription(
-                msg_type, topic, lambda data, cid=cid, topic=topic: self._write(cid, topic, data), self._qos_for(topic), raw=True))
+                msg_type, topic, lambda data, cid=cid, topic=topic: self._write(cid, topic, data), qos, raw=True))
 
     def _write(self, channel_id: int, topic: str, data: bytes) -> None:
         now = time.time_ns()

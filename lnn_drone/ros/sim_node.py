@@ -125,9 +125,15 @@ class SimNode(Node):
         deadline = time.monotonic() + self.cfg.startup_timeout_s
         while rclpy.ok():
             pubs = self.count_publishers("motor_commands") + self.count_publishers("ctbr_command")
-            subs = self.imu_pub.get_subscription_count() + self.odom_pub.get_subscription_count()
-            if pubs and subs:
-                executor.spin_once(timeout_sec=0.2)  # let the remaining endpoints match
+            n = max(1, self.cfg.min_sensor_subscribers)
+            subs = max(self.imu_pub.get_subscription_count(), self.odom_pub.get_subscription_count())
+            # the command topics' other listeners (a recorder) must be known too, or their first
+            # commands are lost: the graph counts this node's own subscription as one of n
+            cmd_subs = max(self.count_subscribers("motor_commands"), self.count_subscribers("ctbr_command"))
+            if pubs and subs >= n and cmd_subs >= n:
+                settle = time.monotonic() + 0.3  # let the remaining endpoints match
+                while time.monotonic() < settle:
+                    executor.spin_once(timeout_sec=0.05)
                 return True
             if time.monotonic() > deadline:
                 return False
@@ -177,10 +183,10 @@ class RosLink:
         self._diag_wall = 0.0
         self.episode = -1
 
-    def reset(self, env) -> None:
+    def reset(self, envs: list) -> None:
         from ..control import Mixer, RateController
 
-        base = env.unwrapped
+        base = envs[0].unwrapped  # one vehicle per sim node (run_episodes is batched)
         self.sim = base.sim
         v = base.variation.vehicle
         self.rate, self.mixer, self.tmax = RateController(v), Mixer(v), v.max_thrust_per_rotor_n
@@ -196,9 +202,9 @@ class RosLink:
         torque = self.rate(values[1:], self.sim.imu.gyro)
         return self.mixer(float(values[0]) * 4.0 * self.tmax, torque)
 
-    def act(self, obs, env) -> np.ndarray:
+    def act(self, observations: list, envs: list) -> np.ndarray:
         try:
-            return self._act()
+            return self._act()[None, :]
         except ExternalShutdownException:
             raise KeyboardInterrupt from None
 
@@ -215,7 +221,7 @@ class RosLink:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     node.stats.timeouts += 1
-                    node.get_logger().warn(f"lockstep: no command for t={expected / 1e9:.4f} s within "
+                    node.get_logger().warning(f"lockstep: no command for t={expected / 1e9:.4f} s within "
                                            f"{cfg.lockstep_timeout_s} s (holding the last one)", throttle_duration_sec=1.0)
                     break
                 ex.spin_once(timeout_sec=remaining)

@@ -82,6 +82,9 @@ class QuadrotorEnv(gym.Env):
             "imu": spaces.Box(-np.inf, np.inf, (6,), np.float32),
             "odom": spaces.Box(-np.inf, np.inf, (13,), np.float32),
             "goal": spaces.Box(-np.inf, np.inf, (4,), np.float32),
+            # the action given to the previous step (zeros after reset): what a policy node
+            # knows of its own last command, for policies that need it (thrust adaptation)
+            "last_action": spaces.Box(-np.inf, np.inf, (4,), np.float32),
         }
         cam = self.sim_config.camera
         if cam.enabled:
@@ -95,6 +98,7 @@ class QuadrotorEnv(gym.Env):
         self.goal = np.asarray(self.task.goal, dtype=float)
         self._goal32 = self.goal.astype(np.float32)
         self._goal_t = tuple(self.goal.tolist())
+        self._last_action = (0.0, 0.0, 0.0, 0.0)
         self._floor_z = self.sim.body_half_height + self.task.ground_clearance_m
         self._max_dist = self.task.max_distance_m
         self.variation = EpisodeVariation(self.nominal_vehicle)
@@ -131,6 +135,7 @@ class QuadrotorEnv(gym.Env):
             self._rate_loop = RateController(self.variation.vehicle)
             self._mixer = Mixer(self.variation.vehicle)
         self._steps = 0
+        self._last_action = (0.0, 0.0, 0.0, 0.0)
         self._after_reset(rng)
         self._goal32 = self.goal.astype(np.float32)
         self._goal_t = tuple(self.goal.tolist())
@@ -156,12 +161,13 @@ class QuadrotorEnv(gym.Env):
         if self.action_mode == "motors":
             return a.tolist()
         v = self.variation.vehicle
-        torque = self._rate_loop(a[1:], self.sim.imu.gyro)
+        torque = self._rate_loop(a[1:], self.sim.imu.gyro, self.control_dt)
         return self._mixer(float(a[0]) * 4.0 * v.max_thrust_per_rotor_n, torque).tolist()
 
     def step(self, action):
         sim = self.sim
         sim.step(self.motors_from_action(action))
+        self._last_action = tuple(action.tolist()) if type(action) is np.ndarray else tuple(float(a) for a in action)
         self._steps += 1
         if self._has_hooks:
             self._before_observation()
@@ -191,9 +197,11 @@ class QuadrotorEnv(gym.Env):
         else:
             rates = sim.body_rates
             # one allocation, three views: the arrays are fresh each step, so callers may keep them
-            buf = np.array(imu.gyro + imu.accel + sim._pos + sim._quat + sim._vel + rates + self._goal_t, dtype=np.float32)
-            return self._with_image({"imu": buf[0:6], "odom": buf[6:19], "goal": buf[19:23]})
-        obs = {"imu": np.array(imu.gyro + imu.accel, dtype=np.float32), "odom": odom, "goal": self._goal32.copy()}
+            buf = np.array(imu.gyro + imu.accel + sim._pos + sim._quat + sim._vel + rates + self._goal_t
+                           + self._last_action, dtype=np.float32)
+            return self._with_image({"imu": buf[0:6], "odom": buf[6:19], "goal": buf[19:23], "last_action": buf[23:27]})
+        obs = {"imu": np.array(imu.gyro + imu.accel, dtype=np.float32), "odom": odom, "goal": self._goal32.copy(),
+               "last_action": np.array(self._last_action, dtype=np.float32)}
         return self._with_image(obs)
 
     def _with_image(self, obs: dict) -> dict:

@@ -49,13 +49,6 @@ class PolicyAgent:
     def control_hz(self) -> float:
         return 1.0 / self.model.config.control_period
 
-    def check_env_inputs(self, observation: dict) -> None:
-        from ..policy.model_file import check_inputs
-        from ..policy.features import required_observations
-
-        needed = required_observations(self.model.input_names)
-        check_inputs(self.model, needed & set(observation) | set(observation))
-
     def reset(self, envs: list) -> None:
         from ..policy.policy import Policy
 

@@ -39,9 +39,16 @@ class ExpertAgent:
     """The privileged geometric expert as a batched :class:`Controller` (reads the true state)."""
 
     name = "expert"
+    REFERENCE_LAG_S = 0.045  # motor lag + latency the nominal gains are tuned for
 
     def __init__(self, use_true_vehicle: bool = True):
         self.use_true_vehicle = use_true_vehicle
+
+    @classmethod
+    def loop_speed(cls, motor_tau_s: float, latency_s: float) -> float:
+        """Bandwidth scale for a vehicle's actuator lag: the cascade is tuned for ~45 ms; slower
+        motors or added latency would make it oscillate, so the privileged expert slows down."""
+        return min(1.0, cls.REFERENCE_LAG_S / max(motor_tau_s + latency_s, 1e-3))
 
     def reset(self, envs: list) -> None:
         from ..control.geometric import BatchGeometricController
@@ -50,9 +57,14 @@ class ExpertAgent:
 
         bases = [e.unwrapped for e in envs]
         vehicles = [b.variation.vehicle if self.use_true_vehicle else b.nominal_vehicle for b in bases]
-        self._geo = BatchGeometricController.for_vehicles(vehicles)
-        self._rate = RateController(vehicles)
-        self._mixer = Mixer(vehicles)
+        speed = np.array([self.loop_speed(b.sim.motor_tau_down_s, b.sim.action_latency_s) if self.use_true_vehicle
+                          else 1.0 for b in bases])
+        self._geo = BatchGeometricController.for_vehicles(vehicles, speed=speed)
+        self._rate = RateController(vehicles, speed=speed)
+        if self.use_true_vehicle:
+            self._mixer = Mixer(vehicles, [b.variation.kf_scale for b in bases], [b.variation.km_scale for b in bases])
+        else:
+            self._mixer = Mixer(vehicles)
         self._total = np.array([4.0 * v.max_thrust_per_rotor_n for v in vehicles])
         self._dt = bases[0].control_dt
 
@@ -70,7 +82,7 @@ class ExpertAgent:
         """(B, 4) motor commands: CTBR -> rate loop (true body rates) -> mixer."""
         ctbr = self.ctbr(envs) if ctbr is None else ctbr
         gyro = np.array([e.unwrapped.sim.body_rates for e in envs])
-        torque = self._rate(ctbr[:, 1:], gyro)
+        torque = self._rate(ctbr[:, 1:], gyro, self._dt)
         return self._mixer(ctbr[:, 0] * self._total, torque)
 
     def act(self, observations: list[dict], envs: list) -> np.ndarray:

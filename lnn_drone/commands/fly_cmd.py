@@ -1,0 +1,161 @@
+"""``lnn-drone fly``: the ROS 2 node graph of a launch file, started where ``ros2 launch`` is
+unavailable (the pip path). Same executables, same parameter files; records every topic to
+MCAP and writes a report (trajectory, commands, inputs' ages, neuron activity)."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+REALTIME_INPUT_TIMEOUT_PERIODS = 5.0  # same as launch/onboard.launch.py
+DIAG_PERIOD_S = 0.5  # the policy's /diagnostics; one more period is recorded after the flight
+HELP = "fly the ROS 2 node graph (sim or onboard) without ros2 launch; record MCAP and write a report"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--launch", choices=["sim", "onboard"], default="sim",
+                   help="sim = sim_node + policy_node (launch/sim.launch.py); onboard = policy_node + fc_bridge_node (sim backend)")
+    p.add_argument("--model", default=None, help="model file (.safetensors); default: models/hover.safetensors")
+    p.add_argument("--controller", choices=["policy", "expert"], default="policy",
+                   help="policy = the model file; expert = the classical controller through the same graph")
+    p.add_argument("--duration", type=float, default=10.0, help="flight length in s (sim: one protocol episode, > 5 s)")
+    p.add_argument("--record", default=None, help="MCAP output path (default: <out>/flight.mcap)")
+    p.add_argument("--out", default=None, help="report directory (default: out/fly-<time>)")
+    p.add_argument("--real-time", action="store_true", help="sim: real-time mode instead of lockstep")
+    p.add_argument("--tier", default="A30", help="initial-state tier (A30, A45, A90)")
+    p.add_argument("--seed", type=int, default=0, help="protocol seed (which initial state)")
+    p.add_argument("--namespace", default="", help="namespace of the drone's nodes and topics")
+    p.add_argument("--config-dir", default=None, help="directory with sim_node.yaml, policy_node.yaml, fc_bridge_node.yaml")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _error(msg: str) -> int:
+    print(f"lnn-drone fly: error: {msg}", file=sys.stderr)
+    return 2
+
+
+def run(args) -> int:
+    from ..ros.env import DomainLease, ros_environment
+    from ..ros.launcher import Graph, NodeSpec, config_dir
+
+    if args.launch == "sim" and args.duration <= 5.0:
+        return _error("--duration must exceed the 5 s success window")
+    if args.duration <= 0:
+        return _error("--duration must be > 0")
+    cfg_dir = Path(args.config_dir) if args.config_dir else config_dir()
+    files = {n: cfg_dir / f"{n}.yaml" for n in ("sim_node", "policy_node", "fc_bridge_node")}
+    for f in files.values():
+        if not f.exists():
+            return _error(f"parameter file {f} not found")
+    model = None
+    if args.controller == "policy":
+        model = args.model or str(Path(__file__).resolve().parents[2] / "models" / "hover.safetensors")
+        if not Path(model).exists():
+            return _error(f"model file {model} not found (train one, pass --model, or use --controller expert)")
+        model = str(Path(model).resolve())
+    out = Path(args.out or f"out/fly-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    mcap_path = Path(args.record).resolve() if args.record else out / "flight.mcap"
+    results_file = out / "results.json"
+    lease = DomainLease()
+    env = ros_environment(domain_id=lease.domain_id)
+    os.environ.update(env)  # the in-process recorder joins the same (private) domain
+    graph = Graph(env, out / "logs")
+    lockstep = args.launch == "sim" and not args.real_time
+    policy_params = {"controller": args.controller, "publish_internals": True, "diagnostics_period_s": DIAG_PERIOD_S,
+                     "use_sim_time": args.launch == "sim", "sync": "exact" if lockstep else "latest"}
+    if model:
+        policy_params["model"] = model
+    if not lockstep:  # wall-clock transport jitter on a non-real-time OS: allow a few periods
+        policy_params["input_timeout_periods"] = REALTIME_INPUT_TIMEOUT_PERIODS
+    import yaml
+
+    sim_yaml = yaml.safe_load(files["sim_node"].read_text())["/**"]["ros__parameters"]
+    policy_params["control_rate_hz"] = float(sim_yaml.get("sim", {}).get("control_hz", 240.0))
+    specs = [NodeSpec("policy_node", "policy", [str(files["policy_node"])], policy_params, args.namespace)]
+    if args.launch == "sim":
+        specs.append(NodeSpec("sim_node", "sim", [str(files["sim_node"])], {
+            "lockstep": lockstep, "results_file": str(results_file), "exit_when_done": True,
+            "episode.count": 1, "episode.duration_s": float(args.duration), "episode.tier": args.tier.upper(),
+            "episode.seed": args.seed, "min_sensor_subscribers": 2}, args.namespace))  # the policy + the recorder
+    else:
+        fc_yaml = yaml.safe_load(files["fc_bridge_node"].read_text())["/**"]["ros__parameters"]
+        policy_params["control_rate_hz"] = float(fc_yaml.get("sim", {}).get("control_hz", 240.0))
+        specs.append(NodeSpec("fc_bridge_node", "fc_bridge", [str(files["fc_bridge_node"])], {}, args.namespace))
+
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+
+    from ..ros.recorder import McapRecorder
+
+    context = rclpy.Context()
+    rclpy.init(context=context, signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
+    rec_node = rclpy.create_node("recorder", context=context, namespace=args.namespace or None)
+    recorder = McapRecorder(rec_node, mcap_path)
+    recorder.subscribe_contract()  # before the nodes start: nothing is lost to discovery
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(rec_node)
+    spinner = threading.Thread(target=lambda: _spin(executor, context), daemon=True)
+    spinner.start()
+    goal_pub = None
+    if args.launch == "onboard":
+        from ..ros import convert as cv
+        from geometry_msgs.msg import PoseStamped
+
+        goal_pub = rec_node.create_publisher(PoseStamped, "goal", cv.GOAL_QOS)
+        goal_pub.publish(cv.goal_msg(rec_node.get_clock().now().nanoseconds, sim_yaml.get("episode", {}).get("goal", [0, 0, 2, 0])))
+    interrupted = False
+    codes: dict = {}
+    try:
+        for s in specs:
+            graph.start(s)
+        if args.launch == "sim":
+            guard = 120.0 + (60.0 if lockstep else 3.0) * args.duration  # hang guard only
+            deadline = time.monotonic() + guard
+            while graph.wait("sim", 0.5) is None:
+                if graph.failed() or time.monotonic() > deadline:
+                    break
+            time.sleep(2.5 * DIAG_PERIOD_S)  # the policy's final counters (failsafe events) reach the recording
+        else:
+            deadline = time.monotonic() + args.duration + 5.0  # a few seconds to start up
+            while time.monotonic() < deadline and not graph.failed():
+                time.sleep(0.2)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        codes = graph.stop()
+        time.sleep(0.3)  # let the last messages arrive
+        executor.shutdown(timeout_sec=1.0)
+        recorder.close()
+        rec_node.destroy_node()
+        rclpy.try_shutdown(context=context)
+        lease.close()
+    results = json.loads(results_file.read_text()) if results_file.exists() else None
+    from ..ros.report import write_report
+
+    report, metrics = write_report(out, results, mcap_path)
+    metrics.update({"report": str(report), "recording": str(mcap_path), "exit_codes": codes})
+    ok = not interrupted and all(c in (0, -2) for c in codes.values()) and (results is not None or args.launch == "onboard")
+    if not ok:
+        for name in codes:
+            if codes[name] not in (0, -2):
+                print(f"--- {name} (exit {codes[name]}):\n{graph.log_tail(name)}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(metrics))
+    else:
+        print(f"success {metrics['success']}  rmse {metrics['rmse_m']}  control rate {metrics['control_rate_hz']} Hz  "
+              f"failsafe events {metrics['failsafe_events']}  latency p99 {metrics['latency_ms_p99']} ms")
+        print(f"report: {report}")
+    return 0 if ok else 1
+
+
+def _spin(executor, context) -> None:
+    try:
+        while context.ok():
+            executor.spin_once(timeout_sec=0.1)
+    except Exception:
+        pass

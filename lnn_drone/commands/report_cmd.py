@@ -1,0 +1,32 @@
+"""``lnn-drone report``: evaluate controllers side by side and write a Markdown report with plots."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+HELP = "evaluate models (and the expert) on tiers, robustness grids, pushes and another vehicle; write report.md"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("models", nargs="+", help="model files, or 'expert'; the first model gets the neuron plot")
+    p.add_argument("--out", default="reports/hover", help="output folder (default reports/hover)")
+    p.add_argument("--episodes", type=int, default=100, help="episodes per cell (default 100)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--title", default="Hover policy report")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def run(args) -> int:
+    from ..policy.model_file import ModelFileError
+    from ..training.report import MatrixSpec, run_matrix, write_report
+
+    try:
+        results = run_matrix(args.models, MatrixSpec(episodes=args.episodes, seed=args.seed),
+                             progress=not args.no_progress and sys.stderr.isatty())
+    except (ModelFileError, ValueError, FileNotFoundError) as exc:
+        print(f"lnn-drone report: error: {exc}", file=sys.stderr)
+        return 2
+    first_model = next((m for m in args.models if m != "expert"), None)
+    page = write_report(results, args.out, args.title, neuron_model=first_model)
+    print(f"report: {page}")
+    return 0

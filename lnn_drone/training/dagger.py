@@ -1,0 +1,339 @@
+"""Imitation learning with DAgger under domain randomization (Ross et al., AISTATS 2011).
+
+Iteration 0 flies the privileged expert and records (inputs, expert action) pairs; every later
+iteration flies the student (a fraction β of episodes still flown by the expert), labels every
+visited state with the expert, aggregates, and retrains with backpropagation through time over
+whole episodes. Runs are seeded and resumable: the conditions of episode ``e`` of iteration
+``i`` depend only on (seed, i, e), and a run directory holds the dataset, the latest weights
+and a CSV log.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..config import RandomizationConfig, SimConfig
+from ..sim.envs import HoverEnv, TaskConfig
+from ..sim.initial_states import get_tier, sample_initial_state
+from .agents import batch_inputs
+from .dataset import Dataset, Episode
+from .evaluation import EvalSettings, ExpertAgent, evaluate
+
+INPUTS = ("imu", "goal_error", "last_action")
+
+
+def default_randomization() -> RandomizationConfig:
+    return RandomizationConfig(
+        enabled=True, mass_frac=0.2, inertia_frac=0.2, kf_frac=0.05, km_frac=0.1,
+        thrust_to_weight=[1.3, 3.0], motor_tau_s=[0.02, 0.08], action_latency_s=[0.0, 0.02],
+        imu_noise_scale=[0.5, 3.0], push_prob=0.5, push_frac_of_weight=0.25, gust_std_mps=[0.0, 0.3])
+
+
+@dataclass
+class TrainConfig:
+    name: str = "hover"
+    core: str = "cfc"                  # cfc | ltc | gru | mlp
+    network: dict = field(default_factory=dict)   # extra NetworkConfig fields
+    action_mode: str = "motors"
+    vehicle: str = "crazyflie2"
+    physics_hz: float = 240.0
+    control_hz: float = 120.0
+    episode_s: float = 8.0
+    iterations: int = 6                # DAgger iterations after the expert iteration
+    expert_episodes: int = 96
+    episodes_per_iteration: int = 64
+    updates_first: int = 1500         # gradient steps after the expert iteration
+    updates_per_iteration: int = 600
+    batch_size: int = 64               # windows per gradient step
+    window_steps: int = 180            # scored steps per window (truncated BPTT)
+    burn_in_steps: int = 60            # steps that warm the state up before scoring
+    # loss weights in the mixer's coordinates (collective, roll, pitch, yaw differential): the
+    # differential parts that fly the attitude are ~10x smaller than the collective and would be
+    # drowned by it in a plain per-motor MSE
+    loss_weights: list = field(default_factory=lambda: [1.0, 30.0, 30.0, 10.0])
+    lr: float = 3e-3
+    lr_final: float = 5e-4
+    beta0: float = 0.3                 # fraction of expert-flown episodes at iteration 1, halved after
+    tiers: dict = field(default_factory=lambda: {"A30": 0.3, "A45": 0.3, "A90": 0.4})
+    randomization: RandomizationConfig = field(default_factory=default_randomization)
+    odom_position_noise_m: float = 0.003
+    odom_velocity_noise_mps: float = 0.01
+    rollout_batch: int = 16
+    check_episodes: int = 16           # quick A30 check after each iteration (protocol seed 1000)
+    final_eval_episodes: int = 50      # per tier, written into the model file
+    seed: int = 0
+    threads: int = 2
+
+
+class DaggerTrainer:
+    def __init__(self, config: TrainConfig, run_dir: str | Path, progress: bool = True):
+        import torch
+
+        self.torch = torch
+        self.cfg = config
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.progress = progress
+        torch.set_num_threads(config.threads)
+        sim_cfg = SimConfig(physics_hz=config.physics_hz, control_hz=config.control_hz, vehicle=config.vehicle)
+        sim_cfg.odom.position_noise_std = config.odom_position_noise_m
+        sim_cfg.odom.velocity_noise_std = config.odom_velocity_noise_mps
+        task = TaskConfig(episode_s=config.episode_s)
+        self.envs = [HoverEnv(sim_cfg, task, config.randomization, action_mode=config.action_mode)
+                     for _ in range(config.rollout_batch)]
+        self.expert = ExpertAgent()
+        self.dataset = Dataset(list(INPUTS))
+        self.net = None
+        self.optimizer = None
+        self.log_path = self.run_dir / "train_log.csv"
+
+    # ------------------------------------------------------------------ rollouts
+    def _conditions(self, iteration: int, episode: int):
+        rng = np.random.default_rng([self.cfg.seed, 7919, iteration, episode])
+        names = list(self.cfg.tiers)
+        tier = names[rng.choice(len(names), p=np.array(list(self.cfg.tiers.values())) / sum(self.cfg.tiers.values()))]
+        goal = np.array([rng.uniform(-1, 1), rng.uniform(-1, 1), rng.uniform(2.0, 3.0), rng.uniform(-math.pi, math.pi)])
+        state = sample_initial_state(rng, get_tier(tier), goal[:3])
+        return state, goal, int(rng.integers(2**31))
+
+    def collect(self, iteration: int, episodes: int, student_fraction: float) -> dict:
+        """Fly ``episodes`` episodes, label every step with the expert, add them to the dataset."""
+        torch = self.torch
+        names = list(INPUTS)
+        stats = {"episodes": 0, "crashes": 0, "student_episodes": 0}
+        bar = self._bar(episodes, f"rollouts it{iteration}")
+        for start in range(0, episodes, len(self.envs)):
+            idx = list(range(start, min(start + len(self.envs), episodes)))
+            envs = self.envs[: len(idx)]
+            obs = []
+            for env, e in zip(envs, idx):
+                state, goal, seed = self._conditions(iteration, e)
+                obs.append(env.reset(seed=seed, options={"state": state, "goal": goal})[0])
+            rng = np.random.default_rng([self.cfg.seed, 104729, iteration, start])
+            student = rng.random(len(idx)) < student_fraction if self.net is not None else np.zeros(len(idx), bool)
+            self.expert.reset(envs)
+            b = len(envs)
+            if self.net is not None:
+                h = self.net.initial_state(b)
+                dt = torch.full((b,), envs[0].control_dt)
+            steps = envs[0].max_steps
+            rec_in = {n: np.zeros((b, steps, 0)) for n in names}
+            rec_in = {}
+            rec_lab = np.zeros((b, steps, 4), dtype=np.float32)
+            length = np.zeros(b, dtype=int)
+            active = np.ones(b, dtype=bool)
+            crashed = np.zeros(b, dtype=bool)
+            for k in range(steps):
+                inputs = batch_inputs(names, obs)
+                for n, v in inputs.items():
+                    if n not in rec_in:
+                        rec_in[n] = np.zeros((b, steps, v.shape[1]), dtype=np.float32)
+                    rec_in[n][:, k] = v
+                labels = self.expert.act(obs, envs)
+                rec_lab[:, k] = labels
+                actions = labels
+                if self.net is not None:
+                    with torch.no_grad():
+                        a, h = self.net.step({n: torch.from_numpy(v) for n, v in inputs.items()}, h, dt)
+                    actions = np.where(student[:, None], a.numpy().astype(np.float64), labels)
+                for i in np.nonzero(active)[0]:
+                    o, _, term, trunc, _ = envs[i].step(actions[i])
+                    obs[i] = o
+                    length[i] = k + 1
+                    if term:
+                        crashed[i] = True
+                    if term or trunc:
+                        active[i] = False
+                if not active.any():
+                    break
+            for i in range(b):
+                m = length[i]
+                self.dataset.add(Episode({n: rec_in[n][i, :m].copy() for n in names}, rec_lab[i, :m].copy(),
+                                         "student" if student[i] else "expert"))
+            stats["episodes"] += b
+            stats["crashes"] += int(crashed.sum())
+            stats["student_episodes"] += int(student.sum())
+            if bar:
+                bar.update(b)
+        if bar:
+            bar.close()
+        return stats
+
+    # ------------------------------------------------------------------ network and training
+    def build_network(self):
+        from ..policy import ActionSpec, InputSpec, NetworkConfig
+        from ..policy.network import build_policy_network
+
+        norm = self.dataset.normalization()
+        inputs = tuple(InputSpec.vector(n, len(norm[n][0]), mean=norm[n][0], std=norm[n][1]) for n in INPUTS)
+        kwargs = dict(self.cfg.network)
+        net_cfg = NetworkConfig(inputs=inputs, action=ActionSpec(self.cfg.action_mode),
+                                control_period=1.0 / self.cfg.control_hz, core=self.cfg.core, **kwargs)
+        self.net = build_policy_network(net_cfg, seed=self.cfg.seed)
+        self.optimizer = self.torch.optim.Adam(self.net.parameters(), lr=self.cfg.lr)
+        return self.net
+
+    def _lr(self, iteration: int) -> float:
+        frac = iteration / max(1, self.cfg.iterations)
+        return self.cfg.lr * (self.cfg.lr_final / self.cfg.lr) ** frac
+
+    def train(self, iteration: int, updates: int) -> float:
+        """``updates`` Adam steps on random windows of the aggregated data; returns the mean
+        loss of the last 10 % of them."""
+        torch = self.torch
+        cfg = self.cfg
+        for group in self.optimizer.param_groups:
+            group["lr"] = self._lr(iteration)
+        rng = np.random.default_rng([cfg.seed, 3571, iteration])
+        dt = 1.0 / cfg.control_hz
+        bar = self._bar(updates, f"train it{iteration}")
+        losses = []
+        mix, w = self._loss_space()
+        for _ in range(updates):
+            inputs, labels, mask = self.dataset.chunks(cfg.batch_size, cfg.window_steps, cfg.burn_in_steps, rng)
+            x = {n: torch.from_numpy(v) for n, v in inputs.items()}
+            y = torch.from_numpy(labels)
+            m = torch.from_numpy(mask)
+            pred, _ = self.net(x, torch.full(m.shape, dt))
+            loss = ((((pred - y) @ mix) ** 2 * w).sum(-1) * m).sum() / m.sum().clamp(min=1.0)
+            self.optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.net.parameters(), 1.0)
+            self.optimizer.step()
+            losses.append(float(loss.detach()))
+            if bar:
+                bar.update(1)
+                if len(losses) % 20 == 0:
+                    bar.set_postfix(loss=f"{np.mean(losses[-20:]):.2e}")
+        if bar:
+            bar.close()
+        return float(np.mean(losses[-max(1, updates // 10):]))
+
+    def _loss_space(self):
+        """(4x4 map from per-motor errors to mixer coordinates, weights)."""
+        torch = self.torch
+        if self.cfg.action_mode == "motors":
+            from ..frames import YAW_TORQUE_SIGNS
+
+            # columns: collective, roll (left minus right), pitch (back minus front), yaw
+            mix = np.array([[1, 1, 1, 1], [-1, -1, 1, 1], [-1, 1, 1, -1], list(YAW_TORQUE_SIGNS)], dtype=np.float32).T / 4
+        else:
+            mix = np.eye(4, dtype=np.float32)
+        return torch.from_numpy(mix), torch.tensor(self.cfg.loss_weights, dtype=torch.float32)
+
+    def quick_check(self) -> dict:
+        from .agents import TorchPolicyAgent
+
+        s = EvalSettings(tier="A30", episodes=self.cfg.check_episodes, seed=1000, vehicle=self.cfg.vehicle,
+                         action_mode=self.cfg.action_mode, control_hz=self.cfg.control_hz,
+                         physics_hz=self.cfg.physics_hz)
+        return evaluate(TorchPolicyAgent(self.net), s).to_json_dict()
+
+    # ------------------------------------------------------------------ bookkeeping
+    def _bar(self, total: int, desc: str):
+        if not self.progress:
+            return None
+        from tqdm import tqdm
+
+        return tqdm(total=total, desc=desc, leave=False)
+
+    def _log(self, row: dict) -> None:
+        new = not self.log_path.exists()
+        with self.log_path.open("a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(row))
+            if new:
+                w.writeheader()
+            w.writerow(row)
+
+    def _save_checkpoint(self, iteration: int, elapsed: float) -> None:
+        from ..policy.model_file import save_network
+
+        self.dataset.save(self.run_dir / "dataset.npz")
+        save_network(self.run_dir / "checkpoint.safetensors", self.net, provenance={"iteration": iteration})
+        (self.run_dir / "state.json").write_text(json.dumps({"iteration": iteration, "elapsed_s": elapsed,
+                                                            "config": _jsonable(asdict(self.cfg))}))
+
+    def _resume(self) -> tuple[int, float]:
+        state_path = self.run_dir / "state.json"
+        if not state_path.exists():
+            return -1, 0.0
+        from ..policy.model_file import load_model
+        from ..policy.network import build_policy_network
+
+        state = json.loads(state_path.read_text())
+        if state["config"] != _jsonable(asdict(self.cfg)):
+            raise ValueError(f"{self.run_dir} holds a run with another configuration; use a new --run-dir")
+        self.dataset = Dataset.load(self.run_dir / "dataset.npz")
+        model = load_model(self.run_dir / "checkpoint.safetensors")
+        self.net = build_policy_network(model.config, seed=self.cfg.seed)
+        self.net.load_state_dict({k: self.torch.from_numpy(np.ascontiguousarray(v)) for k, v in model.tensors.items()})
+        # Adam moments are not carried over (the model file holds weights only): documented
+        self.optimizer = self.torch.optim.Adam(self.net.parameters(), lr=self.cfg.lr)
+        return int(state["iteration"]), float(state["elapsed_s"])
+
+    # ------------------------------------------------------------------ the run
+    def run(self, resume: bool = False) -> dict:
+        t0 = time.perf_counter()
+        done, elapsed_before = self._resume() if resume else (-1, 0.0)
+        if not resume and (self.run_dir / "state.json").exists():
+            raise ValueError(f"{self.run_dir} already holds a run; pass --resume or use a new --run-dir")
+        for it in range(done + 1, self.cfg.iterations + 1):
+            if it == 0:
+                stats = self.collect(0, self.cfg.expert_episodes, 0.0)
+                self.build_network()
+                loss = self.train(0, self.cfg.updates_first)
+            else:
+                beta = self.cfg.beta0 * 0.5 ** (it - 1)
+                stats = self.collect(it, self.cfg.episodes_per_iteration, 1.0 - beta)
+                loss = self.train(it, self.cfg.updates_per_iteration)
+            check = self.quick_check()
+            elapsed = elapsed_before + time.perf_counter() - t0
+            self._log({"iteration": it, "episodes": len(self.dataset.episodes), "steps": self.dataset.steps,
+                       "rollout_crashes": stats["crashes"], "student_episodes": stats["student_episodes"],
+                       "loss": f"{loss:.6g}", "check_success": check["success_rate"],
+                       "check_rmse_m": check["rmse_m_median"], "check_settle_s": check["settle_s_median"],
+                       "lr": f"{self._lr(it):.3g}", "elapsed_s": f"{elapsed:.1f}"})
+            self._save_checkpoint(it, elapsed)
+            if self.progress:
+                print(f"iteration {it}: loss {loss:.3e}, A30 check success {check['success_rate']:.0%} "
+                      f"rmse {check['rmse_m_median']}, {elapsed:.0f} s", flush=True)
+        return {"train_wall_s": elapsed_before + time.perf_counter() - t0}
+
+    def final_evaluation(self, model_path: str | Path, episodes: int | None = None) -> dict:
+        from .agents import PolicyAgent
+
+        n = episodes or self.cfg.final_eval_episodes
+        out = {}
+        for tier in ("A30", "A45", "A90"):
+            s = EvalSettings(tier=tier, episodes=n, seed=0, vehicle=self.cfg.vehicle, action_mode=self.cfg.action_mode,
+                             control_hz=self.cfg.control_hz, physics_hz=self.cfg.physics_hz)
+            out[tier] = evaluate(PolicyAgent(model_path), s).to_json_dict()
+        return out
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    return obj
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
+                              cwd=os.path.dirname(__file__)).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""

@@ -1,0 +1,109 @@
+"""Imitation data: episodes of model inputs and expert labels, stored without pickle.
+
+One episode = a dict of input arrays (T, dim) plus labels (T, 4). The aggregated DAgger set
+is saved as a single ``.npz`` (``allow_pickle=False``) so a run can resume from it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class Episode:
+    inputs: dict[str, np.ndarray]
+    labels: np.ndarray
+    source: str = "expert"   # who flew it: "expert" or "student"
+
+    @property
+    def length(self) -> int:
+        return int(self.labels.shape[0])
+
+
+@dataclass
+class Dataset:
+    input_names: list[str]
+    episodes: list[Episode] = field(default_factory=list)
+
+    def add(self, episode: Episode) -> None:
+        if episode.length > 0:
+            self.episodes.append(episode)
+
+    @property
+    def steps(self) -> int:
+        return sum(e.length for e in self.episodes)
+
+    def normalization(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per-input mean and std over all steps (std floored so constant features stay finite)."""
+        out = {}
+        for name in self.input_names:
+            x = np.concatenate([e.inputs[name] for e in self.episodes]).astype(np.float64)
+            out[name] = (x.mean(0), np.maximum(x.std(0), 1e-3))
+        return out
+
+    def batches(self, batch_size: int, rng: np.random.Generator):
+        """Padded mini-batches of whole episodes: (inputs (B,T,d), labels (B,T,4), mask (B,T))."""
+        order = rng.permutation(len(self.episodes))
+        for start in range(0, len(order), batch_size):
+            eps = [self.episodes[i] for i in order[start:start + batch_size]]
+            t = max(e.length for e in eps)
+            mask = np.zeros((len(eps), t), dtype=np.float32)
+            labels = np.zeros((len(eps), t, eps[0].labels.shape[1]), dtype=np.float32)
+            inputs = {n: np.zeros((len(eps), t, eps[0].inputs[n].shape[1]), dtype=np.float32) for n in self.input_names}
+            for i, e in enumerate(eps):
+                mask[i, : e.length] = 1.0
+                labels[i, : e.length] = e.labels
+                for n in self.input_names:
+                    inputs[n][i, : e.length] = e.inputs[n]
+            yield inputs, labels, mask
+
+    def chunks(self, batch_size: int, length: int, burn_in: int, rng: np.random.Generator):
+        """One mini-batch of random windows for truncated BPTT: ``burn_in`` steps warm the
+        recurrent state up (no loss) before ``length`` scored steps; a window that starts at an
+        episode's first step is scored from its start (the state there really is zero)."""
+        total = burn_in + length
+        lengths = np.array([e.length for e in self.episodes])
+        weights = lengths / lengths.sum()
+        picks = rng.choice(len(self.episodes), size=batch_size, p=weights)
+        mask = np.zeros((batch_size, total), dtype=np.float32)
+        labels = np.zeros((batch_size, total, self.episodes[0].labels.shape[1]), dtype=np.float32)
+        inputs = {n: np.zeros((batch_size, total, self.episodes[0].inputs[n].shape[1]), dtype=np.float32)
+                  for n in self.input_names}
+        for i, k in enumerate(picks):
+            e = self.episodes[k]
+            # a draw in [-burn_in, 0] means "the episode's start", so early steps are trained on
+            # as often as any others
+            start = max(0, int(rng.integers(-burn_in, max(1, e.length - burn_in))))
+            n = min(total, e.length - start)
+            labels[i, :n] = e.labels[start:start + n]
+            for name in self.input_names:
+                inputs[name][i, :n] = e.inputs[name][start:start + n]
+            mask[i, (0 if start == 0 else burn_in):n] = 1.0
+        return inputs, labels, mask
+
+    def save(self, path: str | Path) -> None:
+        arrays: dict[str, np.ndarray] = {"names": np.array(self.input_names),
+                                         "sources": np.array([e.source for e in self.episodes]),
+                                         "lengths": np.array([e.length for e in self.episodes], dtype=np.int64)}
+        if self.episodes:
+            arrays["labels"] = np.concatenate([e.labels for e in self.episodes])
+            for n in self.input_names:
+                arrays["input_" + n] = np.concatenate([e.inputs[n] for e in self.episodes])
+        np.savez_compressed(path, **arrays)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Dataset":
+        with np.load(path, allow_pickle=False) as z:
+            names = [str(n) for n in z["names"]]
+            ds = cls(names)
+            if "labels" not in z:
+                return ds
+            bounds = np.concatenate([[0], np.cumsum(z["lengths"])])
+            labels = z["labels"]
+            inputs = {n: z["input_" + n] for n in names}
+            for i, src in enumerate(z["sources"]):
+                a, b = bounds[i], bounds[i + 1]
+                ds.episodes.append(Episode({n: inputs[n][a:b] for n in names}, labels[a:b], str(src)))
+        return ds

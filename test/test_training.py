@@ -1,0 +1,140 @@
+"""Imitation learning: a short DAgger run improves on its start; model files are checked
+against the task before flying; evaluation of a model file is deterministic."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from lnn_drone.policy import ActionSpec, InputSpec, NetworkConfig  # noqa: E402
+from lnn_drone.policy.model_file import ModelFileError, save_network  # noqa: E402
+from lnn_drone.policy.network import build_policy_network  # noqa: E402
+from lnn_drone.training.agents import PolicyAgent  # noqa: E402
+from lnn_drone.training.dagger import DaggerTrainer, TrainConfig  # noqa: E402
+from lnn_drone.training.dataset import Dataset  # noqa: E402
+from lnn_drone.training.evaluation import EvalSettings, evaluate  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "models" / "hover.safetensors"
+
+
+def tiny_config(**kw) -> TrainConfig:
+    base = dict(iterations=1, expert_episodes=16, episodes_per_iteration=16, updates_first=120,
+                updates_per_iteration=60, batch_size=16, window_steps=60, burn_in_steps=20, rollout_batch=8,
+                check_episodes=4, final_eval_episodes=4, episode_s=4.0, seed=3)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def imitation_loss(net, dataset: Dataset, control_hz: float) -> float:
+    rng = np.random.default_rng(0)
+    inputs, labels, mask = dataset.chunks(32, 120, 0, rng)
+    with torch.no_grad():
+        pred, _ = net({n: torch.from_numpy(v) for n, v in inputs.items()},
+                      torch.full(mask.shape, 1.0 / control_hz))
+    m = torch.from_numpy(mask)
+    return float((((pred - torch.from_numpy(labels)) ** 2).mean(-1) * m).sum() / m.sum())
+
+
+@pytest.mark.slow
+def test_short_dagger_run_improves_on_its_start(tmp_path):
+    cfg = tiny_config()
+    trainer = DaggerTrainer(cfg, tmp_path / "run", progress=False)
+    try:
+        # held-out expert data from other seeds, to score the starting and the trained network
+        held = DaggerTrainer(tiny_config(seed=99), tmp_path / "held", progress=False)
+        held.collect(0, 8, 0.0)
+        trainer.collect(0, cfg.expert_episodes, 0.0)
+        start_net = trainer.build_network()
+        before = imitation_loss(start_net, held.dataset, cfg.control_hz)
+        trainer.dataset = Dataset(trainer.dataset.input_names)  # run() starts from an empty set
+        trainer.net = None
+        result = trainer.run()
+        after = imitation_loss(trainer.net, held.dataset, cfg.control_hz)
+        held.close()
+    finally:
+        trainer.close()
+    assert after < 0.5 * before, (before, after)
+    assert result["train_wall_s"] > 0
+    log = (tmp_path / "run" / "train_log.csv").read_text().splitlines()
+    assert log[0].startswith("iteration,") and len(log) == 3  # header + iterations 0 and 1
+    assert (tmp_path / "run" / "checkpoint.safetensors").exists()
+
+
+@pytest.mark.slow
+def test_run_resumes_and_refuses_another_configuration(tmp_path):
+    cfg = tiny_config(iterations=0, updates_first=20)
+    t = DaggerTrainer(cfg, tmp_path / "run", progress=False)
+    t.run()
+    t.close()
+    more = tiny_config(iterations=0, updates_first=20)
+    t2 = DaggerTrainer(more, tmp_path / "run", progress=False)
+    with pytest.raises(ValueError, match="already holds a run"):
+        t2.run()
+    t2.run(resume=True)  # nothing left to do: returns at once with the saved state
+    assert len(t2.dataset.episodes) == cfg.expert_episodes
+    t2.close()
+    other = DaggerTrainer(tiny_config(iterations=0, updates_first=21), tmp_path / "run", progress=False)
+    with pytest.raises(ValueError, match="another configuration"):
+        other.run(resume=True)
+    other.close()
+
+
+def save_random_model(path, inputs, control_period=1 / 120) -> Path:
+    cfg = NetworkConfig(inputs=inputs, action=ActionSpec("motors"), control_period=control_period)
+    save_network(path, build_policy_network(cfg, seed=0))
+    return Path(path)
+
+
+def test_model_for_another_task_is_refused_with_a_clear_error(tmp_path):
+    camera_model = save_random_model(tmp_path / "cam.safetensors", (
+        InputSpec.vector("imu", 6), InputSpec("image", (64, 64, 3), "image")))
+    settings = EvalSettings(tier="A30", episodes=1, control_hz=120.0)
+    with pytest.raises(ModelFileError, match="image"):
+        evaluate(PolicyAgent(camera_model), settings)
+    odd = save_random_model(tmp_path / "odd.safetensors", (InputSpec.vector("wind_speed", 3),))
+    with pytest.raises(ModelFileError, match="wind_speed"):
+        evaluate(PolicyAgent(odd), settings)
+
+
+def test_eval_cli_refuses_a_corrupt_model(tmp_path):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x00\x01 not a model")
+    r = subprocess.run([sys.executable, "-m", "lnn_drone.cli", "eval", str(bad), "--episodes", "1", "--json"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "error" in r.stderr and r.stdout == ""
+
+
+def test_model_evaluation_is_deterministic_for_a_seed(tmp_path):
+    model = save_random_model(tmp_path / "m.safetensors", (
+        InputSpec.vector("imu", 6), InputSpec.vector("goal_error", 11), InputSpec.vector("last_action", 4)))
+    s = EvalSettings(tier="A30", episodes=2, seed=4, control_hz=120.0, episode_s=6.0)
+    a = evaluate(PolicyAgent(model), s, record=True)
+    b = evaluate(PolicyAgent(model), s, record=True)
+    assert a.to_json_dict() == b.to_json_dict()
+    for ra, rb in zip(a.results, b.results):
+        assert np.array_equal(ra.trajectory["position"], rb.trajectory["position"])
+
+
+@pytest.mark.skipif(not SHIPPED.exists(), reason="models/hover.safetensors not trained yet")
+def test_shipped_hover_model_flies_a30():
+    agent = PolicyAgent(SHIPPED)
+    s = EvalSettings(tier="A30", episodes=30, seed=123, control_hz=agent.control_hz)
+    summary = evaluate(agent, s)
+    assert summary.success_rate >= 0.95, summary.to_json_dict()
+
+
+@pytest.mark.skipif(not SHIPPED.exists(), reason="models/hover.safetensors not trained yet")
+def test_shipped_model_metadata_carries_its_evaluation_and_size():
+    r = subprocess.run([sys.executable, "-m", "lnn_drone.cli", "inspect", str(SHIPPED), "--json"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert info["cell"] == "cfc" and info["neurons"] <= 19 and info["params_total"] <= 2100
+    assert info["action_mode"] == "motors"
