@@ -111,9 +111,16 @@ def run(args) -> int:
     interrupted = False
     codes: dict = {}
     try:
-        for s in specs:
+        graph.start(specs[0])  # the policy first: the recorder must hear its first command
+        deadline = time.monotonic() + 60.0
+        while time.monotonic() < deadline and not graph.failed() and not (
+                recorder.matched("policy/neurons") and (recorder.matched("motor_commands") or recorder.matched("ctbr_command"))):
+            time.sleep(0.05)
+        for s in specs[1:] if not graph.failed() else []:  # a policy that cannot start ends the flight
             graph.start(s)
-        if args.launch == "sim":
+        if graph.failed():
+            pass
+        elif args.launch == "sim":
             guard = 120.0 + (60.0 if lockstep else 3.0) * args.duration  # hang guard only
             deadline = time.monotonic() + guard
             while graph.wait("sim", 0.5) is None:

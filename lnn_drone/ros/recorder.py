@@ -85,10 +85,16 @@ class McapRecorder:
         self._schemas: dict[str, int] = {}
         self._channels: dict[str, int] = {}
         self._subs = []
+        self.subscriptions: dict = {}
         self.counts: dict[str, int] = {}
         self.errors: list[str] = []
         self._closed = False
         self._timer = node.create_timer(discover_s, self.discover)
+
+    def matched(self, topic: str) -> bool:
+        """Whether our subscription to ``topic`` is matched with a publisher (nothing lost from now)."""
+        sub = self.subscriptions.get(self.node.resolve_topic_name(topic))
+        return sub is not None and sub.get_publisher_count() > 0
 
     def subscribe_contract(self) -> None:
         """The DESIGN.md §3 topics (relative names resolve in the recorder node's namespace)."""
@@ -138,8 +144,10 @@ class McapRecorder:
                 self._channels[topic] = -1
                 return
             cid = self._channels[topic]
-            self._subs.append(self.node.create_subscription(
-                msg_type, topic, lambda data, cid=cid, topic=topic: self._write(cid, topic, data), qos, raw=True))
+            sub = self.node.create_subscription(
+                msg_type, topic, lambda data, cid=cid, topic=topic: self._write(cid, topic, data), qos, raw=True)
+            self._subs.append(sub)
+            self.subscriptions[topic] = sub
 
     def _write(self, channel_id: int, topic: str, data: bytes) -> None:
         now = time.time_ns()

@@ -27,7 +27,7 @@ from .agents import batch_inputs
 from .dataset import Dataset, Episode
 from .evaluation import EvalSettings, ExpertAgent, evaluate
 
-INPUTS = ("imu", "goal_error", "last_action")
+DEFAULT_INPUTS = ["imu", "goal_error"]
 
 
 def default_randomization() -> RandomizationConfig:
@@ -41,6 +41,7 @@ def default_randomization() -> RandomizationConfig:
 class TrainConfig:
     name: str = "hover"
     core: str = "cfc"                  # cfc | ltc | gru | mlp
+    inputs: list = field(default_factory=lambda: list(DEFAULT_INPUTS))  # model inputs (feature names)
     network: dict = field(default_factory=dict)   # extra NetworkConfig fields
     action_mode: str = "motors"
     vehicle: str = "crazyflie2"
@@ -90,7 +91,7 @@ class DaggerTrainer:
         self.envs = [HoverEnv(sim_cfg, task, config.randomization, action_mode=config.action_mode)
                      for _ in range(config.rollout_batch)]
         self.expert = ExpertAgent()
-        self.dataset = Dataset(list(INPUTS))
+        self.dataset = Dataset(list(config.inputs))
         self.net = None
         self.optimizer = None
         self.log_path = self.run_dir / "train_log.csv"
@@ -107,7 +108,7 @@ class DaggerTrainer:
     def collect(self, iteration: int, episodes: int, student_fraction: float) -> dict:
         """Fly ``episodes`` episodes, label every step with the expert, add them to the dataset."""
         torch = self.torch
-        names = list(INPUTS)
+        names = list(self.cfg.inputs)
         stats = {"episodes": 0, "crashes": 0, "student_episodes": 0}
         bar = self._bar(episodes, f"rollouts it{iteration}")
         for start in range(0, episodes, len(self.envs)):
@@ -173,7 +174,7 @@ class DaggerTrainer:
         from ..policy.network import build_policy_network
 
         norm = self.dataset.normalization()
-        inputs = tuple(InputSpec.vector(n, len(norm[n][0]), mean=norm[n][0], std=norm[n][1]) for n in INPUTS)
+        inputs = tuple(InputSpec.vector(n, len(norm[n][0]), mean=norm[n][0], std=norm[n][1]) for n in self.cfg.inputs)
         kwargs = dict(self.cfg.network)
         net_cfg = NetworkConfig(inputs=inputs, action=ActionSpec(self.cfg.action_mode),
                                 control_period=1.0 / self.cfg.control_hz, core=self.cfg.core, **kwargs)
