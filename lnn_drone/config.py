@@ -72,6 +72,8 @@ def validate(cfg: Any, prefix: str = "") -> Any:
             validate(value, name + ".")
         elif isinstance(value, list):
             for i, item in enumerate(value):
+                if isinstance(item, str) and not f.metadata:
+                    continue  # a list of names (plain dataclass field without a numeric range)
                 if isinstance(item, bool) or not isinstance(item, (int, float)) or not math.isfinite(item):
                     raise ConfigError(f"{name}[{i}]: expected a finite number, got {item!r}")
                 lo, hi = f.metadata.get("lo"), f.metadata.get("hi")

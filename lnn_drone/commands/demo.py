@@ -1,7 +1,9 @@
 """``lnn-drone demo``: the project's main job in one command (``make demo``).
 
-Flies one seeded recovery episode in the PyBullet simulator and writes a flight plot and a
-short report. Until the ROS 2 nodes land, the pilot is the classical geometric controller.
+A ROS 2 flight of the shipped liquid policy (``models/hover.safetensors``) in simulation: the
+sim node and the policy node run as separate processes over real DDS, the flight is recorded
+to MCAP, and a report (plots + numbers) is written. Without a trained model (or with
+``--classical``) it flies the classical geometric controller in-process and writes a plot.
 """
 from __future__ import annotations
 
@@ -9,21 +11,38 @@ import argparse
 import json
 from pathlib import Path
 
-HELP = "fly a simulated recovery and write a plot and a short report"
+HELP = "fly the shipped liquid policy over ROS 2 in simulation and write a report"
+DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "hover.safetensors"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
+    p.add_argument("--model", default=str(DEFAULT_MODEL), help="model file (default models/hover.safetensors)")
     p.add_argument("--tier", default="A45", help="initial-state tier (default A45)")
     p.add_argument("--seed", type=int, default=7, help="episode seed")
-    p.add_argument("--vehicle", default="crazyflie2", help="vehicle name or YAML path")
+    p.add_argument("--classical", action="store_true", help="fly the classical controller in-process instead")
 
 
 def run(args) -> int:
+    if not args.classical and Path(args.model).exists():
+        from . import fly_cmd
+
+        parser = argparse.ArgumentParser()
+        fly_cmd.add_arguments(parser)
+        fly_args = parser.parse_args(["--launch", "sim", "--model", args.model, "--duration", "10",
+                                      "--tier", args.tier.upper(), "--seed", str(args.seed), "--out", args.out])
+        print(f"demo: ROS 2 flight of {Path(args.model).name} (sim node + policy node over DDS, lockstep)")
+        return fly_cmd.run(fly_args)
+    if not args.classical:
+        print(f"demo: {args.model} not found; flying the classical controller instead")
+    return classical_flight(args)
+
+
+def classical_flight(args) -> int:
     from ..training.evaluation import EvalSettings, ExpertAgent, make_env, run_episode, summarize
     from ..training.plots import plot_flight
 
-    settings = EvalSettings(tier=args.tier.upper(), episodes=1, seed=args.seed, vehicle=args.vehicle)
+    settings = EvalSettings(tier=args.tier.upper(), episodes=1, seed=args.seed)
     settings.check()
     env = make_env(settings)
     try:
@@ -31,8 +50,7 @@ def run(args) -> int:
     finally:
         env.close()
     out = Path(args.out)
-    png = plot_flight(result.trajectory, out / "flight.png",
-                      title=f"expert, {settings.vehicle}, tier {settings.tier}, seed {settings.seed}")
+    png = plot_flight(result.trajectory, out / "flight.png", title=f"expert, tier {settings.tier}, seed {settings.seed}")
     summary = summarize("expert", settings, [result]).to_json_dict()
     (out / "report.json").write_text(json.dumps(summary, indent=2))
     settle = "never" if result.settle_s == float("inf") else f"{result.settle_s:.2f} s"

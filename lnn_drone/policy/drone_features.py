@@ -50,3 +50,13 @@ def goal_error(obs) -> np.ndarray:
     yaw = np.arctan2(r1[..., 0], r0[..., 0])
     dyaw = goal[..., 3] - yaw
     return np.concatenate([e_body, v_body, up_body, np.sin(dyaw)[..., None], np.cos(dyaw)[..., None]], -1)
+
+
+@register_feature("last_action", dim=4, requires=())
+def last_action(obs) -> np.ndarray:
+    """The policy's own previous command (zeros after a reset). It requires no sensor: the
+    :class:`~lnn_drone.policy.policy.Policy` feeds it back itself; envs put it in the
+    observation so training sees exactly what the runtime will supply."""
+    if "last_action" not in obs:
+        raise ValueError("last_action is supplied by Policy.step (or the env); it is missing here")
+    return np.asarray(obs["last_action"], dtype=np.float64)

@@ -63,6 +63,7 @@ class TrainConfig:
     lr: float = 3e-3
     lr_final: float = 5e-4
     beta0: float = 0.3                 # fraction of expert-flown episodes at iteration 1, halved after
+    action_noise: float = 0.05         # DART: std of noise on the expert's executed motor commands
     tiers: dict = field(default_factory=lambda: {"A30": 0.3, "A45": 0.3, "A90": 0.4})
     randomization: RandomizationConfig = field(default_factory=default_randomization)
     odom_position_noise_m: float = 0.003
@@ -119,6 +120,7 @@ class DaggerTrainer:
                 state, goal, seed = self._conditions(iteration, e)
                 obs.append(env.reset(seed=seed, options={"state": state, "goal": goal})[0])
             rng = np.random.default_rng([self.cfg.seed, 104729, iteration, start])
+            noise_rng = np.random.default_rng([self.cfg.seed, 15485863, iteration, start])
             student = rng.random(len(idx)) < student_fraction if self.net is not None else np.zeros(len(idx), bool)
             self.expert.reset(envs)
             b = len(envs)
@@ -140,7 +142,11 @@ class DaggerTrainer:
                     rec_in[n][:, k] = v
                 labels = self.expert.act(obs, envs)
                 rec_lab[:, k] = labels
-                actions = labels
+                # DART (Laskey et al., CoRL 2017): the expert flies with noise on its commands, so the
+                # data shows how to recover from the small mistakes a student will make, and a
+                # fed-back ``last_action`` no longer predicts the label by itself
+                noise = self.cfg.action_noise * noise_rng.standard_normal(labels.shape)
+                actions = np.clip(labels + noise, 0.0, 1.0) if self.cfg.action_mode == "motors" else labels + noise
                 if self.net is not None:
                     with torch.no_grad():
                         a, h = self.net.step({n: torch.from_numpy(v) for n, v in inputs.items()}, h, dt)
