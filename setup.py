@@ -85,7 +85,6 @@ setup(
     maintainer_email="lnn-drone@example.org",
     description="Quadrotor flight with liquid neural networks (CfC/LTC, NCP wiring) as ROS 2 nodes",
     license="Apache-2.0",
-    tests_require=["pytest"],
     entry_points={
         "console_scripts": [f"{name} = {target}" for name, target in EXECUTABLES.items()],
     },

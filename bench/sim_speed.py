@@ -11,12 +11,11 @@ import argparse
 import time
 
 import numpy as np
-import pybullet as pb
 import pybullet_data
 
 from lnn_drone.config import SimConfig
-from lnn_drone.sim.envs import HoverEnv, TaskConfig
-from lnn_drone.sim.quadsim import QuadSim
+from lnn_drone.sim._pybullet import pb  # quiet import: pybullet's banner would follow the last line
+from lnn_drone.sim.envs import HoverEnv, TaskConfig, VisualTargetEnv, VisualTaskConfig
 from lnn_drone.state import DroneState
 
 
@@ -83,23 +82,25 @@ def main() -> None:
         resets.append(time.perf_counter() - t0)
     reset_ms = 1e3 * float(np.median(resets))
 
+    # camera figures in the visual-target scene (target, textured ground, distractors), not an
+    # empty world: that is what a camera policy trains and flies in
     cam_cfg = SimConfig(physics_hz=240.0, control_hz=240.0)
-    cam_cfg.camera.enabled = True
     cam_cfg.camera.width = cam_cfg.camera.height = 64
     cam_cfg.camera.rate_hz = 30.0
-    cam_sim = QuadSim(cam_cfg)
-    cam_sim.reset(DroneState(position=np.array([0.0, 0.0, 2.0])))
+    cam_env = VisualTargetEnv(cam_cfg, VisualTaskConfig(episode_s=1e6))
+    cam_env.reset(seed=0)
+    cam_sim = cam_env.sim
     frames = []
     for _ in range(50):
         t0 = time.perf_counter()
         cam_sim.camera.render(cam_sim.position, cam_sim.rotation_matrix)
         frames.append(time.perf_counter() - t0)
     frame_ms = 1e3 * float(np.median(frames))
-    u = [cam_sim.vehicle.hover_command] * 4
+    hover_cam = np.full(4, cam_sim.vehicle.hover_command, dtype=np.float32)
     sim_seconds = 5.0
     t0 = time.perf_counter()
     for _ in range(int(sim_seconds * 240)):
-        cam_sim.step(u)
+        cam_env.step(hover_cam)
     cam_rtf = sim_seconds / (time.perf_counter() - t0)
 
     print(f"bare_pybullet_steps_per_s={bare:.0f}")

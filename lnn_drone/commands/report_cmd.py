@@ -13,6 +13,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--episodes", type=int, default=100, help="episodes per cell (default 100)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--title", default="Hover policy report")
+    p.add_argument("--workers", type=int, default=2, help="processes evaluating controllers side by side")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -22,7 +23,7 @@ def run(args) -> int:
 
     try:
         results = run_matrix(args.models, MatrixSpec(episodes=args.episodes, seed=args.seed),
-                             progress=not args.no_progress and sys.stderr.isatty())
+                             progress=not args.no_progress and sys.stderr.isatty(), workers=args.workers)
     except (ModelFileError, ValueError, FileNotFoundError) as exc:
         print(f"lnn-drone report: error: {exc}", file=sys.stderr)
         return 2

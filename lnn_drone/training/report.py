@@ -51,37 +51,57 @@ def make_controller(source: str):
     return agent, agent.action_mode, agent.control_hz
 
 
-def run_matrix(sources: list[str], spec: MatrixSpec, progress: bool = True, record_tier: str = "A45") -> dict:
-    """{source: {cell: summary dict}} plus recorded trajectories of ``record_tier``."""
+def evaluate_source(source: str, spec: MatrixSpec, record_tier: str = "A45") -> tuple[dict, list]:
+    """Every cell of the matrix for one controller: ({"cells": ..., "params": ...}, trajectories)."""
+    controller, mode, hz = make_controller(source)
+    per, trajectories = {}, []
+    for name, over in cells(spec):
+        settings = EvalSettings(episodes=spec.episodes, seed=spec.seed, action_mode=mode, control_hz=hz,
+                                physics_hz=240.0 if 240.0 % hz == 0 else 2 * hz, **over)
+        record = name == record_tier
+        summary = evaluate(controller, settings, record=record)
+        per[name] = summary.to_json_dict()
+        if record:
+            trajectories = [{k: np.asarray(v).tolist() for k, v in r.trajectory.items()} for r in summary.results[:6]]
+    info: dict = {"cells": per}
+    if source != "expert":
+        from ..policy.model_file import load_model
+
+        m = load_model(source)
+        info["params"] = m.param_counts()
+        info["core"] = m.config.core
+    return info, trajectories
+
+
+def run_matrix(sources: list[str], spec: MatrixSpec, progress: bool = True, record_tier: str = "A45",
+               workers: int = 1) -> dict:
+    """{source: {cell: summary dict}} plus recorded trajectories of ``record_tier``; controllers
+    are evaluated in ``workers`` processes side by side (each is deterministic on its own)."""
     results: dict = {"spec": spec.__dict__, "controllers": {}, "trajectories": {}}
-    all_cells = cells(spec)
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(sources) * len(all_cells), desc="report", unit="cell")
-    for source in sources:
-        controller, mode, hz = make_controller(source)
-        per = {}
-        for name, over in all_cells:
-            settings = EvalSettings(episodes=spec.episodes, seed=spec.seed, action_mode=mode, control_hz=hz,
-                                    physics_hz=240.0 if 240.0 % hz == 0 else 2 * hz, **over)
-            record = name == record_tier
-            summary = evaluate(controller, settings, record=record)
-            per[name] = summary.to_json_dict()
-            if record:
-                results["trajectories"][source] = [
-                    {k: np.asarray(v).tolist() for k, v in r.trajectory.items()} for r in summary.results[:6]]
+        bar = tqdm(total=len(sources), desc="report", unit="controller")
+    if workers > 1 and len(sources) > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as pool:
+            futures = {s: pool.submit(evaluate_source, s, spec, record_tier) for s in sources}
+            outcomes = {}
+            for s, f in futures.items():
+                outcomes[s] = f.result()
+                if bar:
+                    bar.update(1)
+    else:
+        outcomes = {}
+        for s in sources:
+            outcomes[s] = evaluate_source(s, spec, record_tier)
             if bar:
                 bar.update(1)
-        info = {"cells": per}
-        if source != "expert":
-            from ..policy.model_file import load_model
-
-            m = load_model(source)
-            info["params"] = m.param_counts()
-            info["core"] = m.config.core
-        results["controllers"][source] = info
+    for s in sources:
+        results["controllers"][s], results["trajectories"][s] = outcomes[s]
     if bar:
         bar.close()
     return results
