@@ -75,10 +75,21 @@ def run(args) -> int:
     import yaml
 
     sim_yaml = yaml.safe_load(files["sim_node"].read_text())["/**"]["ros__parameters"]
-    policy_params["control_rate_hz"] = float(sim_yaml.get("sim", {}).get("control_hz", 240.0))
+    control_hz = float(sim_yaml.get("sim", {}).get("control_hz", 240.0))
+    sim_overrides: dict = {}
+    if model:
+        # fly a model at the control rate it was trained for (the liquid cells take any dt, but
+        # the report should show the model as trained); physics stays a multiple of it
+        from ..policy.model_file import load_model
+
+        control_hz = 1.0 / load_model(model).config.control_period
+        physics_hz = float(sim_yaml.get("sim", {}).get("physics_hz", 240.0))
+        sim_overrides = {"sim.control_hz": control_hz,
+                         "sim.physics_hz": physics_hz if physics_hz % control_hz == 0 else 2 * control_hz}
+    policy_params["control_rate_hz"] = control_hz
     specs = [NodeSpec("policy_node", "policy", [str(files["policy_node"])], policy_params, args.namespace)]
     if args.launch == "sim":
-        specs.append(NodeSpec("sim_node", "sim", [str(files["sim_node"])], {
+        specs.append(NodeSpec("sim_node", "sim", [str(files["sim_node"])], {**sim_overrides,
             "lockstep": lockstep, "results_file": str(results_file), "exit_when_done": True,
             "episode.count": 1, "episode.duration_s": float(args.duration), "episode.tier": args.tier.upper(),
             "episode.seed": args.seed, "min_sensor_subscribers": 2}, args.namespace))  # the policy + the recorder
