@@ -20,7 +20,10 @@ def fly_over_ros(tmp_path, policy_params: dict, episodes: int) -> dict:
     results = tmp_path / "results.json"
     with RosHarness(tmp_path / "logs") as h:
         h.start("policy_node", "policy", {"use_sim_time": True, "control_rate_hz": 240.0, "sync": "exact", **policy_params})
-        sim = h.start("sim_node", "sim", {"lockstep": True, "episode.count": episodes, "episode.tier": "A30",
+        # the lockstep timeout is a hang guard here, not a deadline: on a loaded 2-core machine a
+        # command may legitimately take seconds, and a timed-out tick would change the trajectory
+        sim = h.start("sim_node", "sim", {"lockstep": True, "lockstep_timeout_s": 120.0,
+                                          "episode.count": episodes, "episode.tier": "A30",
                                           "episode.seed": 0, "results_file": str(results), "exit_when_done": True})
         rc = sim.wait(timeout=60 + 30 * episodes)  # hang guard only
         assert rc == 0, h.graph.log_tail("sim")

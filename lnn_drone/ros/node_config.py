@@ -34,8 +34,9 @@ class EpisodeConfig:
 @dataclass
 class SimNodeConfig:
     lockstep: bool = param(True, doc="wait for the command of every control tick (deterministic); false = real time")
-    lockstep_timeout_s: float = param(2.0, unit="s", lo=0.001, hi=600.0,
-                                      doc="wall time to wait for a tick's command before holding the last one (counted)")
+    lockstep_timeout_s: float = param(30.0, unit="s", lo=0.001, hi=600.0,
+                                      doc="wall time to wait for a tick's command before holding the last one (counted); "
+                                          "a hang guard: a loaded machine may take seconds")
     min_sensor_subscribers: int = param(1, lo=0, hi=100, doc="start flying once imu/odom have this many subscribers "
                                         "(lnn-drone fly: 2, the policy and the recorder)")
     startup_timeout_s: float = param(60.0, unit="s", lo=0.0, hi=3600.0, doc="wait this long for a command publisher")
