@@ -32,14 +32,16 @@ def tiny_config(**kw) -> TrainConfig:
     return TrainConfig(**base)
 
 
-def imitation_loss(net, dataset: Dataset, control_hz: float) -> float:
+def imitation_loss(trainer: DaggerTrainer, net, dataset: Dataset) -> float:
+    """The training objective (mixer-space weighted MSE) on held-out data."""
     rng = np.random.default_rng(0)
     inputs, labels, mask = dataset.chunks(32, 120, 0, rng)
+    mix, w = trainer._loss_space()
     with torch.no_grad():
         pred, _ = net({n: torch.from_numpy(v) for n, v in inputs.items()},
-                      torch.full(mask.shape, 1.0 / control_hz))
+                      torch.full(mask.shape, 1.0 / trainer.cfg.control_hz))
     m = torch.from_numpy(mask)
-    return float((((pred - torch.from_numpy(labels)) ** 2).mean(-1) * m).sum() / m.sum())
+    return float(((((pred - torch.from_numpy(labels)) @ mix) ** 2 * w).sum(-1) * m).sum() / m.sum())
 
 
 @pytest.mark.slow
@@ -52,14 +54,15 @@ def test_short_dagger_run_improves_on_its_start(tmp_path):
         held.collect(0, 8, 0.0)
         trainer.collect(0, cfg.expert_episodes, 0.0)
         start_net = trainer.build_network()
-        before = imitation_loss(start_net, held.dataset, cfg.control_hz)
+        before = imitation_loss(trainer, start_net, held.dataset)
         trainer.dataset = Dataset(trainer.dataset.input_names)  # run() starts from an empty set
         trainer.net = None
         result = trainer.run()
-        after = imitation_loss(trainer.net, held.dataset, cfg.control_hz)
+        after = imitation_loss(trainer, trainer.net, held.dataset)
         held.close()
     finally:
         trainer.close()
+    print(f"held-out imitation loss: start {before:.4g} -> trained {after:.4g}")
     assert after < 0.5 * before, (before, after)
     assert result["train_wall_s"] > 0
     log = (tmp_path / "run" / "train_log.csv").read_text().splitlines()

@@ -27,7 +27,7 @@ from .agents import batch_inputs
 from .dataset import Dataset, Episode
 from .evaluation import EvalSettings, ExpertAgent, evaluate
 
-DEFAULT_INPUTS = ["imu", "goal_error"]
+DEFAULT_INPUTS = ["imu", "goal_error", "last_action"]
 
 
 def default_randomization() -> RandomizationConfig:
