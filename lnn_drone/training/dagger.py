@@ -276,8 +276,17 @@ class DaggerTrainer:
         from ..policy.network import build_policy_network
 
         state = json.loads(state_path.read_text())
-        if state["config"] != _jsonable(asdict(self.cfg)):
-            raise ValueError(f"{self.run_dir} holds a run with another configuration; use a new --run-dir")
+        # a run may be extended (more iterations, another final evaluation size); anything else
+        # would mix two recipes in one model
+        extendable = {"iterations", "final_eval_episodes"}
+        saved = {k: v for k, v in state["config"].items() if k not in extendable}
+        now = {k: v for k, v in _jsonable(asdict(self.cfg)).items() if k not in extendable}
+        if saved != now:
+            changed = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
+            raise ValueError(f"{self.run_dir} holds a run with another configuration (differs in {changed}); "
+                             "use a new --run-dir")
+        if self.cfg.iterations < state["config"]["iterations"]:
+            raise ValueError(f"cannot shorten a run: it was planned for {state['config']['iterations']} iterations")
         self.dataset = Dataset.load(self.run_dir / "dataset.npz")
         model = load_model(self.run_dir / "checkpoint.safetensors")
         self.net = build_policy_network(model.config, seed=self.cfg.seed)

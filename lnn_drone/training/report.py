@@ -198,6 +198,7 @@ def write_report(results: dict, out_dir: str | Path, title: str = "Hover policy 
         plt.close(fig)
         lines += ["## Trajectories", "", "![distance to goal over time](trajectories.png)", ""]
 
+    lines += verdict_lines(results)
     if neuron_model:
         png = neuron_traces(neuron_model, out / "neurons.png")
         lines += ["## Inside the liquid policy", "", f"Neuron states and CfC time gates of `{Path(neuron_model).name}` "
@@ -237,3 +238,32 @@ def neuron_traces(model_path: str, png: Path, seed: int = 0) -> Path:
         record["internals"] = np.array(aux)
     plot_rollout(record, png, cell=policy.model.config.core, wiring=policy.model.wiring)
     return png
+
+
+def verdict_lines(results: dict) -> list[str]:
+    """Plain statements of who wins each headline figure among the learned controllers."""
+    learned = {s: i for s, i in results["controllers"].items() if s != "expert"}
+    if len(learned) < 2:
+        return []
+    spec = results["spec"]
+    push_key, veh_key = f"A30_push{spec['push_frac']:g}", f"A30_{spec['other_vehicle']}"
+    grid = [f"A30_tw{tw:g}_lat{lat:g}ms" for tw in spec["tw_grid"] for lat in spec["latency_grid_ms"]]
+    figures = {
+        "A45 success": (lambda c: c["A45"]["success_rate"], max),
+        "A90 success": (lambda c: c["A90"]["success_rate"], max),
+        "A45 RMSE (last 5 s)": (lambda c: c["A45"]["rmse_m_median"] if c["A45"]["rmse_m_median"] is not None else 9e9, min),
+        "worst robustness-grid cell": (lambda c: min(c[k]["success_rate"] for k in grid), max),
+        "mean robustness-grid success": (lambda c: float(np.mean([c[k]["success_rate"] for k in grid])), max),
+        "push steady offset": (lambda c: c[push_key]["steady_offset_m"] if c[push_key]["steady_offset_m"] is not None else 9e9, min),
+        f"{spec['other_vehicle']} success": (lambda c: c[veh_key]["success_rate"], max),
+    }
+    lines = ["## Who wins what (learned controllers only)", ""]
+    for name, (metric, pick) in figures.items():
+        values = {s: metric(i["cells"]) for s, i in learned.items()}
+        top = pick(values.values())
+        winners = [_label(s) for s, v in values.items() if abs(v - top) < 1e-9]
+        who = f"best {winners[0]}" if len(winners) == 1 else "tie: " + ", ".join(winners)
+        shown = ", ".join(f"{_label(s)} {v:.3g}" for s, v in values.items())
+        lines.append(f"- **{name}**: {who} ({shown})")
+    lines.append("")
+    return lines
