@@ -5,7 +5,7 @@ Prints one ``name=value`` line per figure (times in microseconds per control ste
 ``cfc_ncp19_over_gru16_numpy`` (goal <= 1.5: a 16-unit GRU is the size of the best-known small
 learned quadrotor policy). Further goal: ``numpy_camera_policy_us_median`` <= 2000.
 
-What is timed: one network step on a 22-value input (imu 6 + goal_error 16) including input
+What is timed: one network step on a 22-value input (imu 6 + a 16-value state vector) including input
 normalisation and the head, from already-extracted features (numpy: ``NumpyRuntime.step``;
 torch: ``PolicyNetwork.step`` under ``inference_mode``; onnxruntime: ``InferenceSession.run``
 of the exported single-step graph). ``policy_step_*`` adds the full ``Policy.step`` path
@@ -37,7 +37,7 @@ from lnn_drone.policy.policy import Policy  # noqa: E402
 from lnn_drone.policy.runtime_numpy import NumpyRuntime  # noqa: E402
 from lnn_drone.policy.spec import InputSpec  # noqa: E402
 
-VECTOR = (InputSpec.vector("imu", 6), InputSpec.vector("goal_error", 16))
+VECTOR = (InputSpec.vector("imu", 6), InputSpec.vector("state16", 16))
 CONFIGS = {
     "cfc_ncp19": NetworkConfig(inputs=VECTOR, core="cfc"),
     "ltc_ncp19": NetworkConfig(inputs=VECTOR, core="ltc", ltc_ode_unfolds=6),

@@ -28,6 +28,17 @@ def make_executor():
     return SingleThreadedExecutor()
 
 
+def quiet_garbage_collector() -> None:
+    """Keep Python's cyclic GC out of the control loop's tail latency: everything allocated
+    while starting up (modules, the model, rclpy) moves to the permanent generation, and young
+    collections run less often. The loop itself allocates few cycles, so memory stays flat."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 50, 100)
+
+
 def run_node(name: str, factory: Callable, args=None, spin: Callable | None = None) -> int:
     prepare_process_environment()
     import rclpy
@@ -46,6 +57,7 @@ def run_node(name: str, factory: Callable, args=None, spin: Callable | None = No
         except Exception as exc:  # model file errors and the like: never a bare traceback
             print(f"{name}: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
             return EXIT_START_FAILURE
+        quiet_garbage_collector()
         if spin is not None:
             return int(spin(node) or 0)
         executor = make_executor()

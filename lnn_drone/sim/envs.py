@@ -166,8 +166,13 @@ class QuadrotorEnv(gym.Env):
 
     def step(self, action):
         sim = self.sim
-        sim.step(self.motors_from_action(action))
-        self._last_action = tuple(action.tolist()) if type(action) is np.ndarray else tuple(float(a) for a in action)
+        if self.action_mode == "motors" and type(action) is np.ndarray and action.shape == (4,):
+            u = action.tolist()  # fast path: the action is the motor command
+            self._last_action = tuple(u)
+        else:
+            u = self.motors_from_action(action)
+            self._last_action = tuple(float(a) for a in np.asarray(action, dtype=float).reshape(-1))
+        sim.step(u)
         self._steps += 1
         if self._has_hooks:
             self._before_observation()
@@ -197,8 +202,8 @@ class QuadrotorEnv(gym.Env):
         else:
             rates = sim.body_rates
             # one allocation, three views: the arrays are fresh each step, so callers may keep them
-            buf = np.array(imu.gyro + imu.accel + sim._pos + sim._quat + sim._vel + rates + self._goal_t
-                           + self._last_action, dtype=np.float32)
+            buf = np.array((*imu.gyro, *imu.accel, *sim._pos, *sim._quat, *sim._vel, *rates, *self._goal_t,
+                            *self._last_action), dtype=np.float32)
             return self._with_image({"imu": buf[0:6], "odom": buf[6:19], "goal": buf[19:23], "last_action": buf[23:27]})
         obs = {"imu": np.array(imu.gyro + imu.accel, dtype=np.float32), "odom": odom, "goal": self._goal32.copy(),
                "last_action": np.array(self._last_action, dtype=np.float32)}

@@ -150,6 +150,7 @@ class QuadSim:
         self._wvel = tuple(float(v) for v in w_world)
         self._rot = pb.getMatrixFromQuaternion(self._quat)
         self._thrusts = [0.0] * 4
+        self._body_rates_step = -1
         self._push_force = (0.0, 0.0, 0.0)
         self._push_until = -1.0
         self._gust = [0.0, 0.0, 0.0]
@@ -324,6 +325,8 @@ class QuadSim:
     @property
     def body_rates(self) -> tuple[float, float, float]:
         """True angular velocity in the body frame (FLU), rad/s."""
+        if self._body_rates_step == self._step_index:
+            return self._body_rates
         rot, wv = self._rot, self._wvel
         return (rot[0] * wv[0] + rot[3] * wv[1] + rot[6] * wv[2], rot[1] * wv[0] + rot[4] * wv[1] + rot[7] * wv[2],
                 rot[2] * wv[0] + rot[5] * wv[1] + rot[8] * wv[2])
@@ -333,9 +336,12 @@ class QuadSim:
         ax, ay, az = accel_world[0], accel_world[1], accel_world[2] + GRAVITY
         e = self._imu_noise.next()
         wv = self._wvel
-        gyro = (rot[0] * wv[0] + rot[3] * wv[1] + rot[6] * wv[2] + e[0],
-                rot[1] * wv[0] + rot[4] * wv[1] + rot[7] * wv[2] + e[1],
-                rot[2] * wv[0] + rot[5] * wv[1] + rot[8] * wv[2] + e[2])
+        bx = rot[0] * wv[0] + rot[3] * wv[1] + rot[6] * wv[2]
+        by = rot[1] * wv[0] + rot[4] * wv[1] + rot[7] * wv[2]
+        bz = rot[2] * wv[0] + rot[5] * wv[1] + rot[8] * wv[2]
+        self._body_rates = (bx, by, bz)  # true rates of this step, reused by body_rates
+        self._body_rates_step = self._step_index
+        gyro = (bx + e[0], by + e[1], bz + e[2])
         accel = (rot[0] * ax + rot[3] * ay + rot[6] * az + e[3],
                  rot[1] * ax + rot[4] * ay + rot[7] * az + e[4],
                  rot[2] * ax + rot[5] * ay + rot[8] * az + e[5])
