@@ -128,8 +128,7 @@ class DaggerTrainer:
                 h = self.net.initial_state(b)
                 dt = torch.full((b,), envs[0].control_dt)
             steps = envs[0].max_steps
-            rec_in = {n: np.zeros((b, steps, 0)) for n in names}
-            rec_in = {}
+            rec_in: dict[str, np.ndarray] = {}
             rec_lab = np.zeros((b, steps, 4), dtype=np.float32)
             length = np.zeros(b, dtype=int)
             active = np.ones(b, dtype=bool)
