@@ -1,7 +1,6 @@
 """The evaluation report: every controller on the same seeded cells, a Markdown page with plots."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
