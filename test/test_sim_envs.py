@@ -98,18 +98,24 @@ def test_domain_randomization_draws_from_the_seed():
     env.close()
 
 
+def camera_world(width: int = 64, height: int = 64) -> tuple[QuadSim, Scene]:
+    """A camera drone at 1.5 m in a scene, ready to render."""
+    cfg = SimConfig()
+    cfg.camera.enabled = True
+    cfg.camera.width, cfg.camera.height = width, height
+    sim = QuadSim(cfg, seed=0)
+    scene = Scene(sim.client, sim.plane_id)
+    sim.reset(DroneState(position=np.array([0.0, 0.0, 1.5])))
+    return sim, scene
+
+
 def red_pixels(img: np.ndarray) -> int:
     r, g, b = img[..., 0].astype(int), img[..., 1].astype(int), img[..., 2].astype(int)
     return int(((r > 150) & (g < 90) & (b < 90)).sum())
 
 
 def test_camera_sees_the_target_ahead_and_not_behind():
-    cfg = SimConfig()
-    cfg.camera.enabled = True
-    cfg.camera.width, cfg.camera.height = 64, 48
-    sim = QuadSim(cfg, seed=0)
-    scene = Scene(sim.client, sim.plane_id)
-    sim.reset(DroneState(position=np.array([0.0, 0.0, 1.5])))
+    sim, scene = camera_world(64, 48)
     scene.set_target([3.0, 0.0, 1.5], radius=0.3, rgba=(1.0, 0.05, 0.05, 1.0))
     img = sim.camera.render(sim.position, sim.rotation_matrix)
     assert img.shape == (48, 64, 3) and img.dtype == np.uint8
@@ -127,10 +133,7 @@ def test_camera_sees_the_target_ahead_and_not_behind():
 
 
 def test_camera_is_strapdown_rolls_with_the_body():
-    cfg = SimConfig()
-    cfg.camera.enabled = True
-    sim = QuadSim(cfg, seed=0)
-    scene = Scene(sim.client, sim.plane_id)
+    sim, scene = camera_world()
     scene.set_target([3.0, 0.0, 2.5], radius=0.3, rgba=(1.0, 0.05, 0.05, 1.0))  # above the horizon
     from lnn_drone.frames import axis_angle_to_quat
     sim.reset(DroneState(position=np.array([0.0, 0.0, 1.5])))
@@ -148,12 +151,7 @@ def test_camera_is_strapdown_rolls_with_the_body():
 
 
 def test_camera_aspect_ratio_keeps_a_sphere_round():
-    cfg = SimConfig()
-    cfg.camera.enabled = True
-    cfg.camera.width, cfg.camera.height = 96, 48
-    sim = QuadSim(cfg, seed=0)
-    scene = Scene(sim.client, sim.plane_id)
-    sim.reset(DroneState(position=np.array([0.0, 0.0, 1.5])))
+    sim, scene = camera_world(96, 48)
     scene.set_target([2.0, 0.0, 1.5], radius=0.3, rgba=(1.0, 0.05, 0.05, 1.0))
     img = sim.camera.render(sim.position, sim.rotation_matrix)
     ys, xs = np.nonzero((img[..., 0] > 150) & (img[..., 1] < 90))

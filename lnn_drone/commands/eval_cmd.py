@@ -38,7 +38,7 @@ def build_controller(args):
 
 def run(args) -> int:
     from ..policy.model_file import ModelFileError
-    from ..training.evaluation import EvalSettings, evaluate
+    from ..training.evaluation import EvalSettings, evaluate, physics_rate_for
     from ..vehicle import VehicleFileError
 
     try:
@@ -46,7 +46,7 @@ def run(args) -> int:
         settings = EvalSettings(tier=args.tier.upper(), episodes=args.episodes, seed=args.seed, vehicle=args.vehicle,
                                 latency_ms=args.latency_ms, thrust_to_weight=args.tw, push_frac=args.push_frac,
                                 episode_s=args.episode_s, action_mode=action_mode, control_hz=control_hz,
-                                physics_hz=240.0 if 240.0 % control_hz == 0 else 2 * control_hz)
+                                physics_hz=physics_rate_for(control_hz))
         summary = evaluate(controller, settings, progress=not (args.json or args.no_progress) and sys.stderr.isatty())
     except (ValueError, VehicleFileError, FileNotFoundError, ModelFileError) as exc:
         print(f"lnn-drone eval: error: {exc}", file=sys.stderr)

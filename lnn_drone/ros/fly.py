@@ -62,11 +62,12 @@ def fly(args) -> int:
         # fly a model at the control rate it was trained for (the liquid cells take any dt, but
         # the report should show the model as trained); physics stays a multiple of it
         from ..policy.model_file import load_model
+        from ..training.evaluation import physics_rate_for
 
         control_hz = 1.0 / load_model(model).config.control_period
         physics_hz = float(sim_yaml.get("sim", {}).get("physics_hz", 240.0))
         sim_overrides = {"sim.control_hz": control_hz,
-                         "sim.physics_hz": physics_hz if physics_hz % control_hz == 0 else 2 * control_hz}
+                         "sim.physics_hz": physics_rate_for(control_hz, physics_hz)}
     policy_params["control_rate_hz"] = control_hz
     specs = [NodeSpec("policy_node", "policy", [str(files["policy_node"])], policy_params, args.namespace)]
     if args.launch == "sim":

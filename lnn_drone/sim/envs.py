@@ -153,8 +153,6 @@ class QuadrotorEnv(gym.Env):
     # ---------------------------------------------------------------- step
     def motors_from_action(self, action) -> list:
         """Motor commands u ∈ [0,1]^4 for an action of this env's action mode."""
-        if self.action_mode == "motors" and type(action) is np.ndarray and action.shape == (4,):
-            return action.tolist()
         a = np.asarray(action, dtype=float).reshape(-1)
         if a.shape != (4,):
             raise ValueError(f"action must have 4 values, got shape {a.shape}")

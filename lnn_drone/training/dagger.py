@@ -25,7 +25,7 @@ from ..sim.envs import HoverEnv, TaskConfig
 from ..sim.initial_states import get_tier, sample_initial_state
 from .agents import batch_inputs
 from .dataset import Dataset, Episode
-from .evaluation import EvalSettings, ExpertAgent, evaluate
+from .evaluation import EvalSettings, ExpertAgent, evaluate, fly_batch
 
 DEFAULT_INPUTS = ["imu", "goal_error", "last_action"]
 
@@ -108,67 +108,27 @@ class DaggerTrainer:
 
     def collect(self, iteration: int, episodes: int, student_fraction: float) -> dict:
         """Fly ``episodes`` episodes, label every step with the expert, add them to the dataset."""
-        torch = self.torch
-        names = list(self.cfg.inputs)
         stats = {"episodes": 0, "crashes": 0, "student_episodes": 0}
         bar = self._bar(episodes, f"rollouts it{iteration}")
         for start in range(0, episodes, len(self.envs)):
             idx = list(range(start, min(start + len(self.envs), episodes)))
-            envs = self.envs[: len(idx)]
-            obs = []
-            for env, e in zip(envs, idx):
+            resets = []
+            for e in idx:
                 state, goal, seed = self._conditions(iteration, e)
-                obs.append(env.reset(seed=seed, options={"state": state, "goal": goal})[0])
+                resets.append((seed, {"state": state, "goal": goal}))
             rng = np.random.default_rng([self.cfg.seed, 104729, iteration, start])
-            noise_rng = np.random.default_rng([self.cfg.seed, 15485863, iteration, start])
             student = rng.random(len(idx)) < student_fraction if self.net is not None else np.zeros(len(idx), bool)
-            self.expert.reset(envs)
-            b = len(envs)
-            if self.net is not None:
-                h = self.net.initial_state(b)
-                dt = torch.full((b,), envs[0].control_dt)
-            steps = envs[0].max_steps
-            rec_in: dict[str, np.ndarray] = {}
-            rec_lab = np.zeros((b, steps, 4), dtype=np.float32)
-            length = np.zeros(b, dtype=int)
-            active = np.ones(b, dtype=bool)
-            crashed = np.zeros(b, dtype=bool)
-            for k in range(steps):
-                inputs = batch_inputs(names, obs)
-                for n, v in inputs.items():
-                    if n not in rec_in:
-                        rec_in[n] = np.zeros((b, steps, v.shape[1]), dtype=np.float32)
-                    rec_in[n][:, k] = v
-                labels = self.expert.act(obs, envs)
-                rec_lab[:, k] = labels
-                # DART (Laskey et al., CoRL 2017): the expert flies with noise on its commands, so the
-                # data shows how to recover from the small mistakes a student will make, and a
-                # fed-back ``last_action`` no longer predicts the label by itself
-                noise = self.cfg.action_noise * noise_rng.standard_normal(labels.shape)
-                actions = np.clip(labels + noise, 0.0, 1.0) if self.cfg.action_mode == "motors" else labels + noise
-                if self.net is not None:
-                    with torch.no_grad():
-                        a, h = self.net.step({n: torch.from_numpy(v) for n, v in inputs.items()}, h, dt)
-                    actions = np.where(student[:, None], a.numpy().astype(np.float64), labels)
-                for i in np.nonzero(active)[0]:
-                    o, _, term, trunc, _ = envs[i].step(actions[i])
-                    obs[i] = o
-                    length[i] = k + 1
-                    if term:
-                        crashed[i] = True
-                    if term or trunc:
-                        active[i] = False
-                if not active.any():
-                    break
-            for i in range(b):
-                m = length[i]
-                self.dataset.add(Episode({n: rec_in[n][i, :m].copy() for n in names}, rec_lab[i, :m].copy(),
+            pilot = _DaggerPilot(self, student, np.random.default_rng([self.cfg.seed, 15485863, iteration, start]))
+            flight = fly_batch(self.envs, pilot, resets)
+            inputs, labels = pilot.recorded
+            for i, m in enumerate(flight.steps):
+                self.dataset.add(Episode({n: v[:m, i].copy() for n, v in inputs.items()}, labels[:m, i].copy(),
                                          "student" if student[i] else "expert"))
-            stats["episodes"] += b
-            stats["crashes"] += int(crashed.sum())
+            stats["episodes"] += len(idx)
+            stats["crashes"] += int(flight.crashed.sum())
             stats["student_episodes"] += int(student.sum())
             if bar:
-                bar.update(b)
+                bar.update(len(idx))
         if bar:
             bar.close()
         return stats
@@ -336,6 +296,47 @@ class DaggerTrainer:
     def close(self) -> None:
         for env in self.envs:
             env.close()
+
+
+class _DaggerPilot:
+    """The controller of a DAgger rollout: labels every visited state with the expert and flies
+    the student (where ``student[i]``) or the noisy expert, recording inputs and labels per step."""
+
+    def __init__(self, trainer: DaggerTrainer, student: np.ndarray, noise_rng: np.random.Generator):
+        self.trainer, self.student, self.noise_rng = trainer, student, noise_rng
+        self.names = list(trainer.cfg.inputs)
+        self.inputs: dict[str, list] = {}
+        self.labels: list = []
+
+    def reset(self, envs: list) -> None:
+        t = self.trainer
+        t.expert.reset(envs)
+        if t.net is not None:
+            self.h = t.net.initial_state(len(envs))
+            self.dt = t.torch.full((len(envs),), envs[0].unwrapped.control_dt)
+
+    def act(self, observations: list[dict], envs: list) -> np.ndarray:
+        t, torch = self.trainer, self.trainer.torch
+        inputs = batch_inputs(self.names, observations)
+        for n, v in inputs.items():
+            self.inputs.setdefault(n, []).append(v)
+        labels = t.expert.act(observations, envs)
+        self.labels.append(labels.astype(np.float32))
+        # DART (Laskey et al., CoRL 2017): the expert flies with noise on its commands, so the data
+        # shows how to recover from the small mistakes a student will make, and a fed-back
+        # ``last_action`` no longer predicts the label by itself
+        noise = t.cfg.action_noise * self.noise_rng.standard_normal(labels.shape)
+        actions = np.clip(labels + noise, 0.0, 1.0) if t.cfg.action_mode == "motors" else labels + noise
+        if t.net is not None:
+            with torch.no_grad():
+                a, self.h = t.net.step({n: torch.from_numpy(v) for n, v in inputs.items()}, self.h, self.dt)
+            actions = np.where(self.student[:, None], a.numpy().astype(np.float64), labels)
+        return actions
+
+    @property
+    def recorded(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Inputs {name: (T, B, d)} and labels (T, B, 4) of every step flown."""
+        return {n: np.asarray(v, dtype=np.float32) for n, v in self.inputs.items()}, np.asarray(self.labels)
 
 
 def _jsonable(obj):

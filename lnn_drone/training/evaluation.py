@@ -91,6 +91,11 @@ class ExpertAgent:
         return self.motors(envs)
 
 
+def physics_rate_for(control_hz: float, preferred_hz: float = 240.0) -> float:
+    """A physics rate that is a whole multiple of ``control_hz`` (the preferred one if it is)."""
+    return preferred_hz if preferred_hz % control_hz == 0 else 2.0 * control_hz
+
+
 @dataclass
 class EvalSettings:
     tier: str = "A30"
@@ -209,20 +214,24 @@ def score_episode(index: int, settings: EvalSettings, t: np.ndarray, pos: np.nda
                          float(err[-1]), sat, smooth, steps * dt, traj)
 
 
-def run_episodes(envs: list, controller: Controller, settings: EvalSettings, indices: list[int],
-                 record: bool = False, on_step: Callable | None = None) -> list[EpisodeResult]:
-    """Fly protocol episodes ``indices`` side by side, one per env (len(indices) <= len(envs)).
+@dataclass
+class BatchFlight:
+    """What :func:`fly_batch` recorded: per env, positions (n+1, 3), applied motors (n, 4), the
+    number of control steps flown and whether it crashed."""
 
-    A crashed episode stops its env; the others fly on. ``on_step(k, observations, actions)``
-    sees every control step (used by DAgger to label states).
-    """
-    envs = envs[: len(indices)]
+    position: np.ndarray
+    motors: np.ndarray
+    steps: np.ndarray
+    crashed: np.ndarray
+
+
+def fly_batch(envs: list, controller: Controller, resets: list[tuple[int, dict]]) -> BatchFlight:
+    """Reset env ``i`` with ``resets[i]`` = (seed, options) and fly all of them side by side
+    until each crashes or reaches its time limit. The one stepping loop of evaluation and of
+    DAgger rollouts. A crashed env stops; the others fly on."""
+    envs = envs[: len(resets)]
     bases = [e.unwrapped for e in envs]
-    obs = []
-    for env, base, index in zip(envs, bases, indices):
-        state, goal, variation, seed = episode_conditions(settings, index, base.nominal_vehicle)
-        o, _ = env.reset(seed=seed, options={"state": state, "goal": goal, "variation": variation})
-        obs.append(o)
+    obs = [env.reset(seed=seed, options=options)[0] for env, (seed, options) in zip(envs, resets)]
     controller.reset(envs)
     b, n = len(envs), bases[0].max_steps
     pos = np.zeros((b, n + 1, 3))
@@ -234,8 +243,6 @@ def run_episodes(envs: list, controller: Controller, settings: EvalSettings, ind
         pos[i, 0] = base.sim.position
     for k in range(n):
         actions = np.asarray(controller.act(obs, envs))
-        if on_step is not None:
-            on_step(k, obs, actions, active)
         for i in np.nonzero(active)[0]:
             o, _, terminated, truncated, _ = envs[i].step(actions[i])
             obs[i] = o
@@ -248,13 +255,25 @@ def run_episodes(envs: list, controller: Controller, settings: EvalSettings, ind
                 active[i] = False
         if not active.any():
             break
-    dt = bases[0].control_dt
+    return BatchFlight(pos, motors, steps, crashed)
+
+
+def run_episodes(envs: list, controller: Controller, settings: EvalSettings, indices: list[int],
+                 record: bool = False) -> list[EpisodeResult]:
+    """Fly protocol episodes ``indices`` side by side, one per env (len(indices) <= len(envs))."""
+    bases = [e.unwrapped for e in envs[: len(indices)]]
+    resets = []
+    for base, index in zip(bases, indices):
+        state, goal, variation, seed = episode_conditions(settings, index, base.nominal_vehicle)
+        resets.append((seed, {"state": state, "goal": goal, "variation": variation}))
+    flight = fly_batch(envs, controller, resets)
+    n, dt = bases[0].max_steps, bases[0].control_dt
     results = []
     for i, index in enumerate(indices):
-        m = steps[i]
+        m = flight.steps[i]
         t = np.arange(m + 1) * dt
-        results.append(score_episode(index, settings, t, pos[i, : m + 1], bases[i].goal.copy(), motors[i, :m],
-                                     bool(crashed[i]), m >= n, record))
+        results.append(score_episode(index, settings, t, flight.position[i, : m + 1], bases[i].goal.copy(),
+                                     flight.motors[i, :m], bool(flight.crashed[i]), m >= n, record))
     return results
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .evaluation import EvalSettings, ExpertAgent, evaluate
+from .evaluation import EvalSettings, ExpertAgent, evaluate, physics_rate_for
 
 TW_GRID = (1.3, 1.5, 2.0, 3.0)
 LATENCY_GRID_MS = (0.0, 10.0, 20.0)
@@ -57,7 +57,7 @@ def evaluate_source(source: str, spec: MatrixSpec, record_tier: str = "A45") -> 
     per, trajectories = {}, []
     for name, over in cells(spec):
         settings = EvalSettings(episodes=spec.episodes, seed=spec.seed, action_mode=mode, control_hz=hz,
-                                physics_hz=240.0 if 240.0 % hz == 0 else 2 * hz, **over)
+                                physics_hz=physics_rate_for(hz), **over)
         record = name == record_tier
         summary = evaluate(controller, settings, record=record)
         per[name] = summary.to_json_dict()
@@ -216,7 +216,7 @@ def neuron_traces(model_path: str, png: Path, seed: int = 0) -> Path:
 
     policy = Policy.load(model_path, record=True)
     hz = 1.0 / policy.control_period
-    settings = EvalSettings(tier="A45", episodes=1, seed=seed, control_hz=hz, physics_hz=240.0 if 240.0 % hz == 0 else 2 * hz)
+    settings = EvalSettings(tier="A45", episodes=1, seed=seed, control_hz=hz, physics_hz=physics_rate_for(hz))
     env = make_env(settings)
     try:
         state, goal, variation, s = episode_conditions(settings, 0, env.nominal_vehicle)
