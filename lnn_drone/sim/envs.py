@@ -166,7 +166,7 @@ class QuadrotorEnv(gym.Env):
         sim = self.sim
         if self.action_mode == "motors" and type(action) is np.ndarray and action.shape == (4,):
             u = action.tolist()  # fast path: the action is the motor command
-            self._last_action = tuple(u)
+            self._last_action = u  # the sim copies what it keeps, so sharing the list is safe
         else:
             u = self.motors_from_action(action)
             self._last_action = tuple(float(a) for a in np.asarray(action, dtype=float).reshape(-1))
