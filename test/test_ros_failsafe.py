@@ -21,11 +21,19 @@ IMU_OK = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 9.80665])
 STATE = DroneState(position=np.array([0.0, 0.0, 2.0]))
 
 
-def _tick(h: RosHarness, k: int, imu=IMU_OK, odom=True, wait: float = 5.0):
+def _tick(h: RosHarness, k: int, imu=IMU_OK, odom=True, wait: float = 20.0, resend_s: float = 1.0):
+    """Publish tick ``k``'s sensors and wait for its command (``wait``: a hang guard), re-sending
+    like the lockstep sim does: sensor QoS is best effort and a loaded machine may drop a sample."""
     t = k * PERIOD_NS
-    h.publish_clock(t)
-    h.publish_sensors(t, imu=imu, odom_state=STATE if odom else None)
-    return h.command_for(t, wait)
+    waited = 0.0
+    while waited < wait:
+        h.publish_clock(t)
+        h.publish_sensors(t, imu=imu, odom_state=STATE if odom else None)
+        cmd = h.command_for(t, min(resend_s, wait - waited))
+        if cmd is not None:
+            return cmd
+        waited += resend_s
+    return None
 
 
 def _values(status) -> dict:

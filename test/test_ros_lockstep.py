@@ -55,3 +55,19 @@ def test_model_file_over_ros_matches_in_process(tmp_path):
     ros = fly_over_ros(tmp_path, {"controller": "policy", "model": str(model)}, episodes=3)
     ref = evaluate(PolicyAgent(model), EvalSettings(tier="A30", episodes=3, seed=0), record=True)
     _compare(ros, ref)
+
+
+def test_lockstep_sim_resends_a_tick_that_got_no_command(tmp_path):
+    """A dropped best-effort sample must not stall a lockstep flight: the tick is re-sent."""
+    from sensor_msgs.msg import Imu, JointState
+
+    from lnn_drone.ros import convert as cv
+
+    stamps: list[int] = []
+    with RosHarness(tmp_path / "logs") as h:
+        h.node.create_subscription(Imu, "imu", lambda m: stamps.append(cv.msg_to_ns(m.header.stamp)), cv.SENSOR_QOS)
+        h.publisher(JointState, "motor_commands", cv.COMMAND_QOS)  # a controller that never answers
+        h.start("sim_node", "sim", {"lockstep": True, "lockstep_timeout_s": 600.0, "lockstep_resend_s": 0.2,
+                                    "episode.count": 1, "episode.seed": 0})
+        assert h.spin_until(lambda: len(stamps) >= 3, 120), "the sim sent no IMU samples"
+        assert len(set(stamps)) == 1, "the sim moved on without a command"

@@ -37,6 +37,9 @@ class SimNodeConfig:
     lockstep_timeout_s: float = param(30.0, unit="s", lo=0.001, hi=600.0,
                                       doc="wall time to wait for a tick's command before holding the last one (counted); "
                                           "a hang guard: a loaded machine may take seconds")
+    lockstep_resend_s: float = param(1.0, unit="s", lo=0.01, hi=600.0,
+                                     doc="lockstep: re-send the tick's sensors when no command came within this "
+                                         "wall time (best-effort sensor QoS may drop a sample on a loaded machine)")
     min_sensor_subscribers: int = param(1, lo=0, hi=100, doc="start flying once imu/odom have this many subscribers "
                                         "(lnn-drone fly: 2, the policy and the recorder)")
     startup_timeout_s: float = param(60.0, unit="s", lo=0.0, hi=3600.0, doc="wait this long for a command publisher")

@@ -102,6 +102,7 @@ class Stats:
     failsafe_commands: int = 0
     failsafe_events: int = 0
     resets: int = 0
+    duplicates: int = 0   # re-sent samples of a tick already computed (a lockstep sim re-sends on loss)
     inference_s: list = field(default_factory=list)   # since the last diagnostics
     input_age_s: dict = field(default_factory=dict)   # name -> ages at compute time
     command_wall: list = field(default_factory=list)  # wall times of commands (rate)
@@ -173,6 +174,11 @@ class PolicyCore:
                 self._skip_until = stamp
                 self._fresh.clear()
                 return self._failsafe(stamp, slot.error)
+            return None
+        if name in self.trigger and stamp_ns <= self._last_computed:
+            # A re-sent sample of a tick already answered: computing again would step the network
+            # with dt = 0 and publish a second command for the same tick.
+            self.stats.duplicates += 1
             return None
         slot.received += 1
         slot.stamp_ns, slot.value = stamp_ns, value

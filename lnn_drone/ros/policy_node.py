@@ -174,7 +174,7 @@ class PolicyGraph:
                   "failsafe": core.failsafe_reason is not None, "failsafe_reason": core.failsafe_reason or "",
                   "failsafe_action": self.cfg.failsafe_action, "failsafe_events": st.failsafe_events,
                   "failsafe_commands": st.failsafe_commands, "commands_computed": st.computed,
-                  "episode_resets": st.resets, "active": self.active, "controller": self.cfg.controller,
+                  "episode_resets": st.resets, "duplicate_samples": st.duplicates, "active": self.active, "controller": self.cfg.controller,
                   "model": self.cfg.model or ("" if self.cfg.controller == "expert" else default_model_path())}
         if st.inference_s:
             values["inference_ms_mean"] = 1e3 * float(np.mean(st.inference_s))

@@ -45,6 +45,7 @@ class LinkStats:
         self.commands = 0
         self.matched = 0
         self.timeouts = 0
+        self.resends = 0
         self.latency_s: deque = deque(maxlen=200_000)
         self.published_at: dict[int, float] = {}
         self.wall_start = time.perf_counter()
@@ -53,7 +54,7 @@ class LinkStats:
         lat = np.asarray(self.latency_s, dtype=float) * 1e6
         wall = time.perf_counter() - self.wall_start
         return {"ticks": self.ticks, "commands_received": self.commands, "commands_matched": self.matched,
-                "lockstep_timeouts": self.timeouts,
+                "lockstep_timeouts": self.timeouts, "lockstep_resends": self.resends,
                 "control_rate_achieved_frac": self.matched / self.ticks if self.ticks else 0.0,
                 "command_rate_hz": self.matched / wall if wall > 0 else 0.0,
                 "latency_us_p50": float(np.percentile(lat, 50)) if lat.size else None,
@@ -142,13 +143,7 @@ class SimNode(Node):
 
     def publish_tick(self, sim) -> int:
         """Sensors of the current tick; returns the stamp a command for it will carry."""
-        t_ns = cv.seconds_to_ns(sim.t)
-        self.clock_pub.publish(Clock(clock=cv.ns_to_msg(t_ns)))
-        imu = sim.imu
-        imu_ns = cv.seconds_to_ns(imu.stamp)
-        base, odom_frame = self.frames[1], self.frames[0]
-        self.imu_pub.publish(cv.imu_msg(imu_ns, imu.gyro, imu.accel, base))
-        self.odom_pub.publish(cv.odom_msg(t_ns, sim.odometry(), odom_frame, base))
+        t_ns, imu_ns = self.publish_sensors(sim)
         cam = sim.camera
         if self.cam_pubs is not None and cam is not None and cam.stamp >= 0 and cam.stamp != getattr(self, "_cam_stamp", None):
             self._cam_stamp = cam.stamp
@@ -163,6 +158,17 @@ class SimNode(Node):
             for k in sorted(self.stats.published_at)[:500]:
                 del self.stats.published_at[k]
         return stamp
+
+    def publish_sensors(self, sim) -> tuple[int, int]:
+        """/clock, IMU and odometry of the current tick (also a lockstep re-send): their stamps."""
+        t_ns = cv.seconds_to_ns(sim.t)
+        self.clock_pub.publish(Clock(clock=cv.ns_to_msg(t_ns)))
+        imu = sim.imu
+        imu_ns = cv.seconds_to_ns(imu.stamp)
+        base, odom_frame = self.frames[1], self.frames[0]
+        self.imu_pub.publish(cv.imu_msg(imu_ns, imu.gyro, imu.accel, base))
+        self.odom_pub.publish(cv.odom_msg(t_ns, sim.odometry(), odom_frame, base))
+        return t_ns, imu_ns
 
     def publish_diagnostics(self, episode: int) -> None:
         s = self.stats.summary()
@@ -214,17 +220,22 @@ class RosLink:
         node._fresh_cmd = False
         if cfg.lockstep:
             deadline = time.monotonic() + cfg.lockstep_timeout_s
+            resend_at = time.monotonic() + cfg.lockstep_resend_s
             while rclpy.ok():
                 c = node._cmd
                 if c is not None and node._fresh_cmd and c[0] >= expected:
                     break
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                if time.monotonic() >= resend_at:  # a best-effort sample may have been dropped
+                    node.publish_sensors(self.sim)
+                    node.stats.resends += 1
+                    resend_at = time.monotonic() + cfg.lockstep_resend_s
+                remaining = min(deadline, resend_at) - time.monotonic()
+                if deadline - time.monotonic() <= 0:
                     node.stats.timeouts += 1
                     node.get_logger().warning(f"lockstep: no command for t={expected / 1e9:.4f} s within "
                                            f"{cfg.lockstep_timeout_s} s (holding the last one)", throttle_duration_sec=1.0)
                     break
-                ex.spin_once(timeout_sec=remaining)
+                ex.spin_once(timeout_sec=max(remaining, 0.0))
         else:
             self._tick_wall += self.sim_dt_wall
             while rclpy.ok():
