@@ -59,7 +59,21 @@ def test_fly_sim_model_records_neuron_activity(tmp_path):
 
 
 def test_fly_onboard_fc_bridge_sim_backend(tmp_path):
-    out, _ = fly("--launch", "onboard", "--controller", "expert", "--duration", "3", "--out", str(tmp_path / "r"))
+    # The sim FC's command timeout (its own failsafe, tested in test_ros_policy_logic) becomes a
+    # hang guard here: on a loaded machine a real-time command gap > 0.1 s would disarm the drone,
+    # and this test is about the plumbing, not the machine's load.
+    import shutil
+
+    import yaml
+
+    conf = tmp_path / "config"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "config", conf)
+    fc_yaml = conf / "fc_bridge_node.yaml"
+    doc = yaml.safe_load(fc_yaml.read_text())
+    doc["/**"]["ros__parameters"]["command_timeout_s"] = 10.0
+    fc_yaml.write_text(yaml.safe_dump(doc))
+    out, _ = fly("--launch", "onboard", "--controller", "expert", "--duration", "3", "--out", str(tmp_path / "r"),
+                 "--config-dir", str(conf))
     from mcap_ros2.reader import read_ros2_messages
 
     msgs = list(read_ros2_messages(out["recording"]))
