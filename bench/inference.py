@@ -3,7 +3,9 @@
 Prints one ``name=value`` line per figure (times in microseconds per control step, median and
 99th percentile), parameter counts, and, last, the same-run ratio
 ``cfc_ncp19_over_gru16_numpy`` (goal <= 1.5: a 16-unit GRU is the size of the best-known small
-learned quadrotor policy). Further goal: ``numpy_camera_policy_us_median`` <= 2000.
+learned quadrotor policy). Further goals: ``numpy_camera_policy_us_median`` and
+``policy_step_visual_target_model_us_median`` (the shipped IMU + camera model, full
+``Policy.step``) <= 2000.
 
 What is timed: one network step on a 22-value input (imu 6 + a 16-value state vector) including input
 normalisation and the head, from already-extracted features (numpy: ``NumpyRuntime.step``;
@@ -130,6 +132,16 @@ def main() -> int:
             med, p99 = timed(ort_step, n // 3, 30)
             emit(f"onnxruntime_{name}_us_median", med)
             emit(f"onnxruntime_{name}_us_p99", p99)
+    shipped = Path(__file__).resolve().parents[1] / "models" / "visual_target.safetensors"
+    if shipped.exists():
+        # the shipped IMU + camera policy through the full deployment path (Policy.step: feature
+        # extraction and checks, conv encoder, CfC core, head) on a 64x48 frame
+        policy = Policy(load_model(shipped))
+        obs = {"imu": rng.normal(size=6).astype(np.float32), "attitude": np.array([0, 0, 0, 1], np.float32),
+               "image": rng.integers(0, 256, policy.model.config.image_input.shape, dtype=np.uint8)}
+        med, p99 = timed(lambda: policy.step(obs, policy.control_period), 300, 50)
+        emit("policy_step_visual_target_model_us_median", med)
+        emit("policy_step_visual_target_model_us_p99", p99)
     emit("cfc_ncp19_over_gru16_numpy", f"{medians['numpy_cfc_ncp19'] / medians['numpy_gru16']:.2f}")
     return 0
 

@@ -141,4 +141,4 @@ def test_sim_fc_backend_arms_flies_and_times_out():
     finally:
         fc.close()
     with pytest.raises(BackendUnavailable):
-        create_backend("betaflight")
+        create_backend("crazyflie")  # betaflight and mavlink exist now (test_fc_msp.py, test_hil_*.py, test_fc_mavlink.py)

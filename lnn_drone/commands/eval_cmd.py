@@ -18,7 +18,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--latency-ms", type=float, default=0.0, help="actuation latency in ms")
     p.add_argument("--tw", type=float, default=None, help="thrust-to-weight override")
     p.add_argument("--push-frac", type=float, default=0.0, help="constant horizontal push, fraction of weight")
-    p.add_argument("--episode-s", type=float, default=10.0, help="episode length in s (default 10)")
+    p.add_argument("--episode-s", type=float, default=None, help="episode length in s (default 10; visual_target 8)")
+    p.add_argument("--task", default="hover", choices=["hover", "visual_target"],
+                   help="hover (tiers) or visual_target (conditions, IMU + camera policies)")
+    p.add_argument("--condition", default="nominal", help="visual_target: evaluation condition (see --list-conditions)")
+    p.add_argument("--list-conditions", action="store_true", help="visual_target: print the condition names and exit")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -37,6 +41,13 @@ def build_controller(args):
 
 
 def run(args) -> int:
+    if args.task == "visual_target":
+        from .eval_visual import run_visual
+
+        return run_visual(args)
+    if args.list_conditions:
+        print("lnn-drone eval: error: --list-conditions needs --task visual_target", file=sys.stderr)
+        return 2
     from ..policy.model_file import ModelFileError
     from ..training.evaluation import EvalSettings, evaluate, physics_rate_for
     from ..vehicle import VehicleFileError
@@ -45,7 +56,7 @@ def run(args) -> int:
         controller, action_mode, control_hz = build_controller(args)
         settings = EvalSettings(tier=args.tier.upper(), episodes=args.episodes, seed=args.seed, vehicle=args.vehicle,
                                 latency_ms=args.latency_ms, thrust_to_weight=args.tw, push_frac=args.push_frac,
-                                episode_s=args.episode_s, action_mode=action_mode, control_hz=control_hz,
+                                episode_s=args.episode_s or 10.0, action_mode=action_mode, control_hz=control_hz,
                                 physics_hz=physics_rate_for(control_hz))
         summary = evaluate(controller, settings, progress=not (args.json or args.no_progress) and sys.stderr.isatty())
     except (ValueError, VehicleFileError, FileNotFoundError, ModelFileError) as exc:

@@ -9,8 +9,10 @@ HELP = "fly the ROS 2 node graph (sim or onboard) without ros2 launch; record MC
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--launch", choices=["sim", "onboard"], default="sim",
-                   help="sim = sim_node + policy_node (launch/sim.launch.py); onboard = policy_node + fc_bridge_node (sim backend)")
+    p.add_argument("--launch", choices=["sim", "onboard", "hil_betaflight"], default="sim",
+                   help="sim = sim_node + policy_node (launch/sim.launch.py); onboard = policy_node + fc_bridge_node (sim backend); "
+                        "hil_betaflight = the real Betaflight firmware (SITL) + hil_sim_node + fc_bridge_node + policy_node "
+                        "(launch/hil_betaflight.launch.py, default model models/hover_ctbr.safetensors)")
     p.add_argument("--model", default=None, help="model file (.safetensors); default: models/hover.safetensors")
     p.add_argument("--controller", choices=["policy", "expert"], default="policy",
                    help="policy = the model file; expert = the classical controller through the same graph")

@@ -14,10 +14,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--title", default="Hover policy report")
     p.add_argument("--workers", type=int, default=2, help="processes evaluating controllers side by side")
+    p.add_argument("--task", default="hover", choices=["hover", "visual_target"],
+                   help="visual_target: success per condition, saliency and neuron plots (default out reports/visual_target)")
+    p.add_argument("--conditions", default=None, help="visual_target: comma-separated conditions (default all)")
     p.add_argument("--no-progress", action="store_true")
 
 
+def run_visual(args) -> int:
+    from ..policy.model_file import ModelFileError
+    from ..training.vision_report import run_report
+
+    out = "reports/visual_target" if args.out == "reports/hover" else args.out
+    try:
+        conds = args.conditions.split(",") if args.conditions else None
+        page = run_report(args.models, out, args.episodes, args.seed, conds,
+                          progress=not args.no_progress and sys.stderr.isatty())
+    except (ModelFileError, ValueError, FileNotFoundError) as exc:
+        print(f"lnn-drone report: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"report: {page}")
+    return 0
+
+
 def run(args) -> int:
+    if args.task == "visual_target":
+        return run_visual(args)
     from ..policy.model_file import ModelFileError
     from ..training.report import MatrixSpec, run_matrix, write_report
 

@@ -36,6 +36,13 @@ def load_train_config(args):
                        ("final_eval_episodes", args.final_episodes), ("name", args.name)):
         if value is not None:
             data[key] = value
+    if data.get("task", "hover") == "visual_target":
+        from ..training.dagger_visual import VisualTrainConfig
+
+        return from_dict(VisualTrainConfig, data)
+    if "task" in data and data["task"] != "hover":
+        raise ValueError(f"task must be hover or visual_target, got {data['task']!r}")
+    data.pop("task", None)
     return from_dict(TrainConfig, data)
 
 
@@ -52,7 +59,11 @@ def run(args) -> int:
     out = Path(args.out or f"models/{cfg.name}.safetensors")
     run_dir = Path(args.run_dir or f"runs/{cfg.name}")
     t0 = time.perf_counter()
-    trainer = DaggerTrainer(cfg, run_dir, progress=not args.no_progress)
+    if getattr(cfg, "task", "hover") == "visual_target":
+        from ..training.dagger_visual import VisualDaggerTrainer as trainer_class
+    else:
+        trainer_class = DaggerTrainer
+    trainer = trainer_class(cfg, run_dir, progress=not args.no_progress)
     try:
         result = trainer.run(resume=args.resume)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -70,8 +81,9 @@ def run(args) -> int:
     finally:
         trainer.close()
     for tier, s in evaluation.items():
-        print(f"{tier}: success {s['success_rate']:.1%} (CI low {s['success_ci_low']:.1%}), "
-              f"rmse {s['rmse_m_median']}, settle {s['settle_s_median']}", flush=True)
+        detail = (f"final distance {s['final_distance_error_m_median']:.3f} m" if "final_distance_error_m_median" in s
+                  else f"rmse {s['rmse_m_median']}, settle {s['settle_s_median']}")
+        print(f"{tier}: success {s['success_rate']:.1%} (CI low {s['success_ci_low']:.1%}), {detail}", flush=True)
     print(f"model: {out}")
     print(json.dumps({"model": str(out), "train_wall_s": round(result["train_wall_s"], 1),
                       "total_wall_s": round(time.perf_counter() - t0, 1)}))

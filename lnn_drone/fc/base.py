@@ -98,11 +98,18 @@ def available_backends() -> list[str]:
 def _load_builtin() -> None:
     if "sim" not in _BACKENDS:
         from . import sim_backend  # noqa: F401  (registers itself)
+    if "betaflight" not in _BACKENDS:
+        from .betaflight import backend  # noqa: F401  (registers itself; needs nothing beyond the core)
+    if "mavlink" not in _BACKENDS:
+        try:
+            from . import mavlink_backend  # noqa: F401  (registers itself)
+        except ImportError:
+            pass  # pymavlink missing: create_backend says so
 
 
 def create_backend(name: str, **kwargs) -> FlightController:
     _load_builtin()
     if name not in _BACKENDS:
         raise BackendUnavailable(f"flight-controller backend {name!r} is not available here "
-                                 f"(available: {available_backends()}; betaflight/mavlink/crazyflie come with the HIL work)")
+                                 f"(available: {available_backends()}; mavlink needs pymavlink: pip install 'lnn_drone[hil]')")
     return _BACKENDS[name](**kwargs)

@@ -60,3 +60,26 @@ def last_action(obs) -> np.ndarray:
     if "last_action" not in obs:
         raise ValueError("last_action is supplied by Policy.step (or the env); it is missing here")
     return np.asarray(obs["last_action"], dtype=np.float64)
+
+
+@register_feature("gravity_body", dim=3, requires=("attitude",))
+def gravity_body(obs) -> np.ndarray:
+    """World "up" in the body frame (3rd row of R) from the IMU's attitude estimate
+    (``attitude``, quaternion xyzw): roll and pitch, which an IMU observes, and not yaw,
+    which it does not."""
+    q = np.asarray(obs["attitude"], dtype=np.float64)
+    if q.shape[-1] != 4:
+        raise ValueError(f"gravity_body needs attitude (..., 4) as quaternion xyzw, got {q.shape}")
+    _, _, r2 = _rotation_rows(q)
+    return r2
+
+
+@register_feature("imu_accel", dim=3, requires=("imu",))
+def imu_accel(obs) -> np.ndarray:
+    """The accelerometer part of ``imu`` (specific force, body FLU, m/s²). A camera policy that
+    commands body rates reads this instead of the whole IMU: the gyro would mostly echo its own
+    previous rate command, a shortcut that imitation learning takes instead of looking."""
+    imu = np.asarray(obs["imu"], dtype=np.float64)
+    if imu.shape[-1] != 6:
+        raise ValueError(f"imu_accel needs imu (..., 6), got {imu.shape}")
+    return imu[..., 3:6]

@@ -43,14 +43,32 @@ def seconds_to_ns(t: float) -> int:
 
 
 # --------------------------------------------------------------------------------------- imu
-def imu_msg(stamp_ns: int, gyro, accel, frame_id: str = "base_link") -> Imu:
+def imu_msg(stamp_ns: int, gyro, accel, frame_id: str = "base_link", orientation=None) -> Imu:
+    """``orientation``: the IMU's own attitude estimate (quaternion xyzw), or None for none."""
     m = Imu()
     m.header.stamp = ns_to_msg(stamp_ns)
     m.header.frame_id = frame_id
     m.angular_velocity.x, m.angular_velocity.y, m.angular_velocity.z = (float(v) for v in gyro)
     m.linear_acceleration.x, m.linear_acceleration.y, m.linear_acceleration.z = (float(v) for v in accel)
-    m.orientation_covariance[0] = -1.0  # no orientation estimate (REP-145)
+    if orientation is None:
+        m.orientation_covariance[0] = -1.0  # no orientation estimate (REP-145)
+    else:
+        q = m.orientation
+        q.x, q.y, q.z, q.w = (float(v) for v in orientation)
     return m
+
+
+def imu_attitude(m: Imu) -> np.ndarray:
+    """The ``attitude`` observation (quaternion xyzw) from an Imu message's orientation estimate;
+    MessageError when the message says it has none (covariance[0] = -1) or it is not a rotation."""
+    if m.orientation_covariance[0] == -1.0:
+        raise MessageError("imu carries no orientation estimate (orientation_covariance[0] = -1)")
+    o = m.orientation
+    q = np.array([o.x, o.y, o.z, o.w])
+    n = float(np.linalg.norm(q))
+    if not np.isfinite(q).all() or abs(n - 1.0) > 0.05:
+        raise MessageError(f"imu orientation is not a unit quaternion: {q.tolist()}")
+    return q / n
 
 
 def imu_vector(m: Imu) -> np.ndarray:

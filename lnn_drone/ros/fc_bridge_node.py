@@ -24,6 +24,8 @@ from .diagnostics import ERROR, OK, WARN, diagnostic_array
 from .node_config import FcBridgeNodeConfig
 from .params import ConfigGuard, declare_config
 
+JITTER_CLAMP_NS = 100_000_000
+
 
 class FcBridgeNode(Node):
     def __init__(self, **kwargs):
@@ -33,6 +35,8 @@ class FcBridgeNode(Node):
         kwargs = {}
         if c.backend == "sim":
             kwargs = {"sim_config": c.sim, "initial_position": c.initial_position, "command_timeout_s": c.command_timeout_s}
+        elif c.backend == "betaflight":
+            kwargs = {"device": c.device, "telemetry_rate_hz": c.telemetry_rate_hz, "command_timeout_s": c.command_timeout_s}
         else:
             kwargs = {"device": c.device}
         self.fc = create_backend(c.backend, **kwargs)
@@ -49,6 +53,7 @@ class FcBridgeNode(Node):
         self.create_timer(1.0, self._publish_diagnostics, clock=steady)
         self.guard = ConfigGuard(self, c, self._apply)
         self.rejected = 0
+        self._last_imu_stamp = -(2**62)
         self.get_logger().info(f"fc bridge: backend '{c.backend}', commands {sorted(self.fc.command_modes)}")
 
     def close(self) -> None:
@@ -102,6 +107,12 @@ class FcBridgeNode(Node):
         ros_now = self.get_clock().now().nanoseconds
         for r in readings:
             stamp = ros_now - int((host_now - r.stamp) * 1e9)
+            # never a little older than the previous sample (receivers take that as time going
+            # back): under sim time the wall-clock link delay jitters against the slower clock.
+            # A big step back is a real clock reset and passes.
+            if 0 <= self._last_imu_stamp - stamp < JITTER_CLAMP_NS:
+                stamp = self._last_imu_stamp + 1
+            self._last_imu_stamp = stamp
             self.imu_pub.publish(cv.imu_msg(stamp, r.gyro, r.accel))
         if self.odom_pub is not None and readings:
             s = self.fc.odometry()

@@ -20,6 +20,10 @@ def _error(msg: str) -> int:
 
 
 def fly(args) -> int:
+    if args.launch == "hil_betaflight":  # SITL + hil_sim + fc bridge + policy: its own runner
+        from .fly_hil import fly_hil
+
+        return fly_hil(args)
     from .env import DomainLease, ros_environment
     from .launcher import Graph, NodeSpec, config_dir
 
@@ -64,10 +68,16 @@ def fly(args) -> int:
         from ..policy.model_file import load_model
         from ..training.evaluation import physics_rate_for
 
-        control_hz = 1.0 / load_model(model).config.control_period
+        model_cfg = load_model(model).config
+        control_hz = 1.0 / model_cfg.control_period
         physics_hz = float(sim_yaml.get("sim", {}).get("physics_hz", 240.0))
         sim_overrides = {"sim.control_hz": control_hz,
                          "sim.physics_hz": physics_rate_for(control_hz, physics_hz)}
+        if model_cfg.image_input is not None:
+            # a camera policy flies the visual-target task, its camera as the model was trained
+            h, w = model_cfg.image_input.shape[:2]
+            sim_overrides.update({"episode.task": "visual_target", "sim.camera.enabled": True,
+                                  "sim.camera.width": w, "sim.camera.height": h, "sim.camera.rate_hz": control_hz})
     policy_params["control_rate_hz"] = control_hz
     specs = [NodeSpec("policy_node", "policy", [str(files["policy_node"])], policy_params, args.namespace)]
     if args.launch == "sim":

@@ -17,7 +17,8 @@ from pathlib import Path
 
 PACKAGE = "lnn_drone"
 _MODULES = {"sim_node": "lnn_drone.ros.sim_node", "policy_node": "lnn_drone.ros.policy_node",
-            "policy_lifecycle_node": "lnn_drone.ros.policy_lifecycle_node", "fc_bridge_node": "lnn_drone.ros.fc_bridge_node"}
+            "policy_lifecycle_node": "lnn_drone.ros.policy_lifecycle_node", "fc_bridge_node": "lnn_drone.ros.fc_bridge_node",
+            "hil_sim_node": "lnn_drone.ros.hil_sim_node"}
 
 
 def source_root() -> Path:

@@ -25,6 +25,9 @@ class EpisodeConfig:
     duration_s: float = param(10.0, unit="s", lo=5.01, hi=86400.0, doc="episode length (success = last 5 s within 0.5 m)")
     goal: list = param([0.0, 0.0, 2.0, 0.0], unit="m, m, m, rad", lo=-1000.0, hi=1000.0, doc="target x, y, z (ENU) and yaw")
     latency_ms: float = param(0.0, unit="ms", lo=0.0, hi=200.0, doc="simulated actuation latency")
+    task: str = param("hover", choices=("hover", "visual_target"),
+                      doc="hover = tier recoveries to goal; visual_target = fly to a visual target (camera on, its own start and target)")
+    condition: str = param("nominal", doc="visual_target: evaluation condition (lnn-drone eval --task visual_target --list-conditions)")
 
     def check(self) -> None:
         if len(self.goal) != 4:
@@ -91,5 +94,27 @@ class FcBridgeNodeConfig:
             raise ConfigError(f"initial_position: expected [x, y, z], got {self.initial_position}")
 
 
+@dataclass
+class HilSimNodeConfig:
+    """The physics side of hardware-in-the-loop with a Betaflight SITL (DESIGN.md §8)."""
+
+    sitl_host: str = param("127.0.0.1", doc="host of the Betaflight SITL")
+    sitl_state_port: int = param(9003, lo=1, hi=65535, doc="UDP port the SITL reads the physics state from")
+    sitl_motor_port: int = param(9002, lo=1, hi=65535, doc="UDP port the SITL sends its motor outputs to (bound here)")
+    vehicle: str = param("quad250", doc="shipped vehicle name or path to a vehicle YAML")
+    physics_hz: float = param(480.0, unit="Hz", lo=100.0, hi=2000.0, doc="physics rate = state packets to the firmware per sim second")
+    odom_rate_hz: float = param(120.0, unit="Hz", lo=1.0, hi=2000.0, doc="odom publishing rate (sim time)")
+    real_time_factor: float = param(0.5, lo=0.05, hi=1.0,
+                                    doc="sim seconds per wall second; < 1 leaves the firmware its 8 kHz loop on a loaded host")
+    sim_clock: bool = param(True, doc="publish /clock (simulated time) and stamp with it (the other nodes then use_sim_time); "
+                            "false = wall-clock stamps, no /clock (run at real_time_factor 1)")
+    imu_noise: bool = param(True, doc="IMU noise on the sensors the firmware sees")
+    arm_timeout_s: float = param(60.0, unit="s", lo=1.0, hi=3600.0,
+                                 doc="held on the ground until the firmware spins the motors (armed); give up after this (wall)")
+    results_file: str = param("", doc="write the episodes' results (JSON) here at the end; empty = don't")
+    exit_when_done: bool = param(True, doc="exit after the last episode")
+    episode: EpisodeConfig = field(default_factory=EpisodeConfig)
+
+
 NODE_SCHEMAS = {"sim_node": SimNodeConfig, "policy_node": PolicyNodeConfig, "policy_lifecycle_node": PolicyNodeConfig,
-                "fc_bridge_node": FcBridgeNodeConfig}
+                "fc_bridge_node": FcBridgeNodeConfig, "hil_sim_node": HilSimNodeConfig}

@@ -66,6 +66,14 @@ def run_node(name: str, factory: Callable, args=None, spin: Callable | None = No
         return 0
     except (KeyboardInterrupt, ExternalShutdownException):
         return 0
+    except Exception as exc:
+        if not rclpy.ok():
+            # SIGINT shut the context down while a callback was being taken: rclpy then raises
+            # e.g. "context not valid" or "Unable to convert call argument" instead of
+            # ExternalShutdownException. The node was asked to stop, and it stopped.
+            print(f"{name}: stopped during shutdown ({type(exc).__name__}: {exc})", file=sys.stderr, flush=True)
+            return 0
+        raise
     finally:
         if node is not None:
             close = getattr(node, "close", None)

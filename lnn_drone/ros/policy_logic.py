@@ -16,7 +16,8 @@ import numpy as np
 
 from .node_config import PolicyNodeConfig
 
-PER_TICK_INPUTS = ("imu", "odom")   # published every control tick by a simulator or FC
+PER_TICK_INPUTS = ("imu", "odom", "attitude")   # published every control tick by a simulator or FC
+# (``attitude`` is the orientation estimate inside the ``imu`` message)
 HELD_INPUTS = ("goal",)             # a setpoint holds until replaced: never stale
 
 
@@ -110,10 +111,10 @@ class Stats:
 
 class PolicyCore:
     def __init__(self, config: PolicyNodeConfig, controller: Controller, hover_command: float, period_s: float):
-        unknown = controller.required - {"imu", "odom", "goal", "image"}
+        unknown = controller.required - {"imu", "odom", "goal", "image", "attitude"}
         if unknown:
             raise ValueError(f"the model needs observations {sorted(unknown)} that no topic provides "
-                             f"(known: imu, odom, goal, image)")
+                             f"(known: imu, odom, goal, image, attitude)")
         self.config = config
         self.controller = controller
         self.hover_command = float(hover_command)

@@ -92,7 +92,7 @@ class PolicyGraph:
         self.neuron_pub = None
         self.subs = []
         req = controller.required
-        if "imu" in req:
+        if "imu" in req or "attitude" in req:  # attitude = the imu message's orientation estimate
             self.subs.append(node.create_subscription(Imu, "imu", self._on_imu, cv.SENSOR_QOS))
         if "odom" in req:
             self.subs.append(node.create_subscription(Odometry, "odom", self._on_odom, cv.SENSOR_QOS))
@@ -117,6 +117,11 @@ class PolicyGraph:
         self._publish(self.core.on_sample(name, cv.msg_to_ns(stamp), value, self._now(), error))
 
     def _on_imu(self, m: Imu) -> None:
+        if "attitude" in self.core.inputs:  # before imu: both belong to the same tick
+            try:
+                self._feed("attitude", m.header.stamp, cv.imu_attitude(m))
+            except cv.MessageError as exc:
+                self._feed("attitude", m.header.stamp, None, str(exc))
         self._feed("imu", m.header.stamp, cv.imu_vector(m))
 
     def _on_odom(self, m: Odometry) -> None:

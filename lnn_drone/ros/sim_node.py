@@ -73,7 +73,14 @@ class SimNode(Node):
                                      latency_ms=e.latency_ms, episode_s=e.duration_s, goal=tuple(e.goal),
                                      control_hz=c.sim.control_hz, physics_hz=c.sim.physics_hz)
         self.settings.check()
-        self.env = make_env(self.settings, c.sim)
+        self.visual = None
+        if e.task == "visual_target":
+            self.visual = _visual_settings(c)
+            from ..training.vision import make_visual_env
+
+            self.env = make_visual_env(self.visual)
+        else:
+            self.env = make_env(self.settings, c.sim)
         self.dt = 1.0 / c.sim.control_hz
         fp = c.frame_prefix
         self.frames = (fp + "odom", fp + "base_link", fp + "camera")
@@ -143,14 +150,16 @@ class SimNode(Node):
 
     def publish_tick(self, sim) -> int:
         """Sensors of the current tick; returns the stamp a command for it will carry."""
-        t_ns, imu_ns = self.publish_sensors(sim)
         cam = sim.camera
+        # the frame goes out before the IMU that triggers the policy, so a camera policy sees the
+        # frame of its own tick
         if self.cam_pubs is not None and cam is not None and cam.stamp >= 0 and cam.stamp != getattr(self, "_cam_stamp", None):
             self._cam_stamp = cam.stamp
             c_ns = cv.seconds_to_ns(cam.stamp)
-            cc = self.cfg.sim.camera
+            cc = cam.config
             self.cam_pubs[0].publish(cv.image_msg(c_ns, cam.image, self.frames[2]))
             self.cam_pubs[1].publish(cv.camera_info_msg(c_ns, cc.width, cc.height, cc.fov_deg, self.frames[2]))
+        t_ns, imu_ns = self.publish_sensors(sim)
         stamp = max(t_ns, imu_ns)
         self.stats.ticks += 1
         self.stats.published_at[stamp] = time.perf_counter()
@@ -166,7 +175,8 @@ class SimNode(Node):
         imu = sim.imu
         imu_ns = cv.seconds_to_ns(imu.stamp)
         base, odom_frame = self.frames[1], self.frames[0]
-        self.imu_pub.publish(cv.imu_msg(imu_ns, imu.gyro, imu.accel, base))
+        # the simulated FC's attitude estimate rides in the message (true attitude, as in the envs)
+        self.imu_pub.publish(cv.imu_msg(imu_ns, imu.gyro, imu.accel, base, orientation=sim._quat))
         self.odom_pub.publish(cv.odom_msg(t_ns, sim.odometry(), odom_frame, base))
         return t_ns, imu_ns
 
@@ -205,7 +215,7 @@ class RosLink:
     def _motors(self, mode: str, values: np.ndarray) -> np.ndarray:
         if mode == "motors":
             return values
-        torque = self.rate(values[1:], self.sim.imu.gyro)
+        torque = self.rate(values[1:], self.sim.imu.gyro, self.node.dt)  # integral as the envs' rate loop
         return self.mixer(float(values[0]) * 4.0 * self.tmax, torque)
 
     def act(self, observations: list, envs: list) -> np.ndarray:
@@ -285,6 +295,13 @@ def run(node: SimNode) -> int:
     i = e.start_index
     try:
         while rclpy.ok() and (e.count == 0 or i < e.start_index + e.count):
+            if node.visual is not None:
+                r = _visual_episode(node, link, i)
+                results.append(r)
+                log.info(f"episode {i}: {'success' if r.success else ('crash' if r.crashed else 'fail')}, "
+                         f"final distance to the standoff point {r.final_error_m:.3f} m")
+                i += 1
+                continue
             r = run_episode(node.env, link, node.settings, i, record=True)
             results.append(r)
             log.info(f"episode {i}: {'success' if r.success else ('crash' if r.crashed else 'fail')}, "
@@ -299,7 +316,8 @@ def run(node: SimNode) -> int:
                           "physics_hz": node.cfg.sim.physics_hz, "tier": e.tier, "seed": e.seed,
                           "vehicle": node.cfg.sim.vehicle},
                "link": node.stats.summary(),
-               "summary": summarize("ros", node.settings, results).to_json_dict() if results else None,
+               "summary": (summarize("ros", node.settings, results).to_json_dict() if results and node.visual is None
+                           else None),
                "episodes": [{k: _jsonable(v) for k, v in r.__dict__.items() if k != "trajectory"}
                             | {"trajectory": {k: _jsonable(np.asarray(v)) for k, v in (r.trajectory or {}).items()}}
                             for r in results]}
@@ -311,6 +329,61 @@ def run(node: SimNode) -> int:
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
     return 0
+
+
+def _visual_settings(c: SimNodeConfig):
+    """The visual-target protocol at the node's rates and camera (the env is built from these)."""
+    from ..training.vision import VisualEvalSettings, VisualSetup
+
+    cam, e = c.sim.camera, c.episode
+    if not cam.enabled:
+        raise ValueError("episode.task visual_target needs sim.camera.enabled: true")
+    # the node turns ctbr commands into motors itself (RosLink), so the env takes motors
+    setup = VisualSetup(control_hz=c.sim.control_hz, physics_hz=c.sim.physics_hz, width=cam.width, height=cam.height,
+                        fov_deg=cam.fov_deg, episode_s=e.duration_s, action_mode="motors")
+    s = VisualEvalSettings(condition=e.condition, episodes=max(e.count, 1), seed=e.seed, vehicle=c.sim.vehicle, setup=setup)
+    s.check()
+    return s
+
+
+def _visual_episode(node: SimNode, link, index: int):
+    """One visual-target episode over ROS, scored by the visual protocol, with the fields the
+    flight report reads (rmse over the success window, final error, trajectory)."""
+    from types import SimpleNamespace
+
+    from ..training.vision import TAIL_S, run_visual_episodes
+
+    rec = _Trajectory(link)
+    v = run_visual_episodes([node.env], rec, node.visual, [index])[0]
+    t, pos, goal = rec.arrays(node.env)
+    tail = t >= t[-1] - TAIL_S
+    rmse = float(np.sqrt(np.mean(np.sum((pos[tail] - goal[tail]) ** 2, axis=1))))
+    return SimpleNamespace(index=index, success=v.success, crashed=v.crashed, rmse_m=rmse,
+                           final_error_m=v.final_distance_error_m, heading_error_deg=v.final_heading_error_deg,
+                           duration_s=v.duration_s, trajectory={"t": t, "position": pos, "goal": goal[-1]})
+
+
+class _Trajectory:
+    """Passes the link through and keeps position and standoff goal per tick."""
+
+    def __init__(self, inner):
+        self.inner, self.name = inner, inner.name
+        self.t, self.pos, self.goal = [], [], []
+
+    def reset(self, envs):
+        self.inner.reset(envs)
+
+    def act(self, observations, envs):
+        b = envs[0].unwrapped
+        self.t.append(b.sim.t)
+        self.pos.append(np.asarray(b.sim.position))
+        self.goal.append(b.goal[:3].copy())
+        return self.inner.act(observations, envs)
+
+    def arrays(self, env):
+        b = env.unwrapped
+        t = np.asarray(self.t + [b.sim.t])
+        return t, np.asarray(self.pos + [np.asarray(b.sim.position)]), np.asarray(self.goal + [b.goal[:3].copy()])
 
 
 def main(args=None) -> int:

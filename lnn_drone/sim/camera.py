@@ -13,6 +13,7 @@ import numpy as np
 from ._pybullet import pb
 
 from ..config import CameraConfig
+from .image_ops import Corruption, apply_corruption
 
 
 class Camera:
@@ -27,9 +28,13 @@ class Camera:
         self._up_body = (-math.sin(p), 0.0, math.cos(p))
         self.light: dict = {}
         self.frame_count = 0
+        # what the lens and sensor do to a frame (evaluation conditions; identity by default)
+        self.corruption = Corruption()
         self.reset()
 
-    def reset(self) -> None:
+    def reset(self, rng: np.random.Generator | None = None) -> None:
+        """Drop queued frames; ``rng`` draws the image noise of the coming episode."""
+        self._rng = rng if rng is not None else np.random.default_rng(0)
         self._next_t = 0.0
         self._queue: deque = deque()
         self.image = np.zeros((self.config.height, self.config.width, 3), dtype=np.uint8)
@@ -72,8 +77,11 @@ class Camera:
         """Render if a frame is due at time ``t``; deliver frames after the configured latency."""
         if force or t >= self._next_t - 1e-9:
             frame = self.render(pos, rot)
+            if not self.corruption.is_identity:
+                frame = apply_corruption(frame, self.corruption, self._rng)
             self._next_t = t + 1.0 / self.config.rate_hz
-            if self.config.latency_s <= 0.0:
+            if self.config.latency_s <= 0.0 or self.stamp < 0:
+                # (the first frame of an episode is there at once: the camera was running before)
                 self.image, self.stamp = frame, t
             else:
                 self._queue.append((t, frame))

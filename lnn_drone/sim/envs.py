@@ -50,6 +50,7 @@ class VisualTaskConfig(TaskConfig):
     standoff_m: float = 1.0            # hold this far in front of the target, facing it
     target_speed_mps: float = 0.0      # > 0: the target drifts at this speed (moving variant)
     target_rgba: tuple[float, float, float, float] = (0.95, 0.15, 0.1, 1.0)
+    camera_latency_s: tuple[float, float] | None = None  # [min, max] per episode; None: the camera config's
     scene: SceneRandomization = field(default_factory=SceneRandomization)
     start_tier: Tier = Tier("start", 10.0, 0.2, 0.2, 0.2)
 
@@ -245,15 +246,27 @@ class HoverEnv(QuadrotorEnv):
 
 class VisualTargetEnv(QuadrotorEnv):
     """Fly to a coloured sphere placed 2-6 m ahead (±45° bearing, ±1 m height) and hold 1 m in
-    front of it, facing it. The camera is on; the goal in ``obs['goal']`` is privileged."""
+    front of it, facing it. The camera is on; the goal in ``obs['goal']`` is privileged.
+
+    ``obs['attitude']`` (quaternion xyzw) is the attitude estimate a flight controller's AHRS
+    computes from its IMU alone (gyro + accelerometer): what ``sensor_msgs/Imu.orientation``
+    carries. Its roll and pitch are observable from an IMU; its yaw is not (no magnetometer),
+    so policies should read only the gravity direction from it (feature ``gravity_body``)."""
 
     def __init__(self, sim_config: SimConfig | None = None, task: VisualTaskConfig | None = None, **kwargs):
         cfg = copy.deepcopy(sim_config) if sim_config else SimConfig()
         cfg.camera.enabled = True
         super().__init__(cfg, task or VisualTaskConfig(), **kwargs)
+        self.observation_space = spaces.Dict({**self.observation_space.spaces,
+                                              "attitude": spaces.Box(-1.0, 1.0, (4,), np.float32)})
         self.scene = Scene(self.sim.client, self.sim.plane_id)
         self.target_position = np.zeros(3)
         self.target_velocity = np.zeros(3)
+
+    def _observation(self) -> dict:
+        obs = super()._observation()
+        obs["attitude"] = np.array(self.sim._quat, dtype=np.float32)
+        return obs
 
     def _sample_goal(self, rng):
         t: VisualTaskConfig = self.task  # type: ignore[assignment]
@@ -290,6 +303,18 @@ class VisualTargetEnv(QuadrotorEnv):
         rgba = tuple(float(np.clip(c + rng.uniform(-jitter, jitter), 0, 1)) for c in t.target_rgba[:3]) + (1.0,)
         self.scene.randomize(rng, t.scene, avoid=self.target_position, avoid_radius=1.5)
         self.scene.set_target(self.target_position, radius, rgba)
+        if t.scene.second_object_rgba is not None:
+            # beside the target, across the line of sight, so both are in view
+            los = self.target_position[:2] - np.asarray(t.goal[:2], dtype=float)
+            side = np.array([-los[1], los[0]]) / max(np.linalg.norm(los), 1e-6) * rng.choice([-1.0, 1.0])
+            p = self.target_position.copy()
+            p[:2] += side * rng.uniform(0.8, 1.5)
+            self.scene.set_second_object(p, radius, t.scene.second_object_rgba)
+        else:
+            self.scene.set_second_object(None, radius, None)
+        if t.camera_latency_s is not None:
+            self.sim.camera.config.latency_s = float(rng.uniform(*t.camera_latency_s))
+            self.sim.camera.reset(self.sim.camera._rng)
         self.sim.camera.light = self.scene.light
         self.sim.camera.update(self.sim.t, self.sim.position, self.sim.rotation_matrix, force=True)
 

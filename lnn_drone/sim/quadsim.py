@@ -169,7 +169,8 @@ class QuadSim:
         self._imu_latest = ImuSample(0.0, tuple(float(v) for v in state.angular_velocity), f0)
         self._sample_imu_now(accel_world=(0.0, 0.0, 0.0))
         if self.camera is not None:
-            self.camera.reset()
+            # its own stream, so that image noise leaves the IMU noise of a seed unchanged
+            self.camera.reset(np.random.default_rng([seed, 7]) if seed is not None else None)
             self.camera.update(self.t, self._pos, self._rot, force=True)
 
     @property

@@ -29,6 +29,9 @@ class SceneRandomization:
     light_intensity: tuple[float, float] = (0.6, 1.0)
     ambient: tuple[float, float] = (0.4, 0.8)
     texture_styles: tuple[str, ...] = ("checker", "stripes", "noise", "tiles")
+    walls: bool = False                    # textured walls around the arena (styles as the ground)
+    second_object_rgba: tuple | None = None  # a second sphere like the target, in another colour
+    distractor_rgba: tuple | None = None   # one colour for all distractors (None: random colours)
 
 
 @dataclass
@@ -62,6 +65,19 @@ def make_texture(style: str, rng: np.random.Generator, size: int = 64) -> np.nda
     elif style == "noise":
         lo = rng.random((size // 8, size // 8))
         mask = np.kron(lo, np.ones((8, 8))) > 0.5
+    # styles below are never used in training (out-of-distribution evaluation)
+    elif style == "dots":
+        k = int(rng.integers(6, 14))
+        mask = ((x % k - k / 2) ** 2 + (y % k - k / 2) ** 2) < (k / 3) ** 2
+    elif style == "rings":
+        k = float(rng.uniform(3, 8))
+        mask = (np.hypot(x - size / 2, y - size / 2) // k % 2).astype(bool)
+    elif style == "diagonal":
+        k = int(rng.integers(3, 10))
+        mask = (((x + y) // k) % 2).astype(bool)
+    elif style == "gradient":
+        t = (x / (size - 1))[..., None]
+        return np.rint(c1 * (1 - t) + c2 * t).astype(np.uint8)
     else:
         raise ValueError(f"unknown texture style {style!r}")
     img = np.where(mask[..., None], c1, c2).astype(np.uint8)
@@ -88,6 +104,13 @@ class Scene:
             vis = pb.createVisualShape(geom, rgbaColor=[0.5, 0.5, 0.5, 1], physicsClientId=client, **kw)
             self._distractors.append(pb.createMultiBody(0, -1, vis, HIDDEN, physicsClientId=client))
         self.light: dict = {}
+        vis = pb.createVisualShape(pb.GEOM_SPHERE, radius=0.15, rgbaColor=[0, 0, 1, 1], physicsClientId=client)
+        self._second = pb.createMultiBody(0, -1, vis, HIDDEN, physicsClientId=client)
+        self._walls: list[int] = []
+        for half in ([0.1, 12.0, 3.0], [12.0, 0.1, 3.0], [12.0, 0.1, 3.0]):
+            vis = pb.createVisualShape(pb.GEOM_BOX, halfExtents=half, rgbaColor=[1, 1, 1, 1], physicsClientId=client)
+            self._walls.append(pb.createMultiBody(0, -1, vis, HIDDEN, physicsClientId=client))
+        self.second_object_position: np.ndarray | None = None
 
     # ---------------------------------------------------------------- target
     def _target_body(self, radius: float) -> int:
@@ -135,10 +158,30 @@ class Scene:
                 pb.changeVisualShape(body, -1, rgbaColor=list(colors[i]), physicsClientId=self.client)
         self.state.distractor_positions = [np.asarray(p, dtype=float) for p in positions]
 
+    def set_walls(self, style: str | None, rng: np.random.Generator) -> None:
+        """Walls ahead and to both sides (x = 10 m, y = ±8 m), or none (``style`` None)."""
+        poses = ([10.0, 0.0, 3.0], [0.0, 8.0, 3.0], [0.0, -8.0, 3.0])
+        for body, pos in zip(self._walls, poses):
+            if style is None:
+                pb.resetBasePositionAndOrientation(body, HIDDEN, [0, 0, 0, 1], physicsClientId=self.client)
+                continue
+            pb.resetBasePositionAndOrientation(body, pos, [0, 0, 0, 1], physicsClientId=self.client)
+            pb.changeVisualShape(body, -1, textureUniqueId=self._texture(style, rng), rgbaColor=[1, 1, 1, 1],
+                                 physicsClientId=self.client)
+
+    def set_second_object(self, position, radius: float, rgba) -> None:
+        """A sphere like the target in another colour (``position`` None hides it)."""
+        pos = HIDDEN if position is None else list(map(float, position))
+        pb.resetBasePositionAndOrientation(self._second, pos, [0, 0, 0, 1], physicsClientId=self.client)
+        if position is not None:
+            pb.changeVisualShape(self._second, -1, rgbaColor=list(rgba), physicsClientId=self.client)
+        self.second_object_position = None if position is None else np.asarray(position, dtype=float)
+
     def randomize(self, rng: np.random.Generator, cfg: SceneRandomization, avoid=None, avoid_radius: float = 1.0) -> None:
         """New ground texture, lighting and distractors; ``avoid`` keeps distractors off a point."""
         if cfg.ground_textures:
             self.set_ground_texture(str(rng.choice(list(cfg.texture_styles))), rng)
+        self.set_walls(str(rng.choice(list(cfg.texture_styles))) if cfg.walls else None, rng)
         n = int(rng.integers(cfg.distractors[0], cfg.distractors[1] + 1))
         n = min(n, len(self._distractors))
         positions, colors = [], []
@@ -149,7 +192,7 @@ class Scene:
             if np.linalg.norm(p[:2]) < 1.0:  # keep clear of the start
                 continue
             positions.append(p)
-            colors.append((*rng.uniform(0.1, 0.9, 3), 1.0))
+            colors.append(tuple(cfg.distractor_rgba) if cfg.distractor_rgba else (*rng.uniform(0.1, 0.9, 3), 1.0))
         self.place_distractors(positions, colors)
         light = {}
         if cfg.light_direction:

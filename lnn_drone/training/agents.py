@@ -23,7 +23,12 @@ def stack_observations(observations: list[dict]) -> dict[str, np.ndarray]:
 def batch_inputs(names: list[str], observations: list[dict]) -> dict[str, np.ndarray]:
     """Model inputs for a batch of observations, computed with the deployment extractors."""
     batch = stack_observations(observations)
-    return {n: np.asarray(get_feature(n).fn(batch), dtype=np.float32) for n in names}
+    out = {}
+    for n in names:
+        v = np.asarray(get_feature(n).fn(batch))
+        # camera frames stay uint8 (4x less memory in a dataset; the encoder scales them)
+        out[n] = v if v.dtype == np.uint8 else v.astype(np.float32)
+    return out
 
 
 class PolicyAgent:

@@ -44,6 +44,7 @@ class TrainConfig:
     inputs: list = field(default_factory=lambda: list(DEFAULT_INPUTS))  # model inputs (feature names)
     network: dict = field(default_factory=dict)   # extra NetworkConfig fields
     action_mode: str = "motors"
+    max_rate: float = 8.0              # ctbr head: bound of |p|, |q|, |r| (rad/s; the expert clips at 8)
     vehicle: str = "crazyflie2"
     physics_hz: float = 240.0
     control_hz: float = 120.0
@@ -85,17 +86,22 @@ class DaggerTrainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.progress = progress
         torch.set_num_threads(config.threads)
-        sim_cfg = SimConfig(physics_hz=config.physics_hz, control_hz=config.control_hz, vehicle=config.vehicle)
-        sim_cfg.odom.position_noise_std = config.odom_position_noise_m
-        sim_cfg.odom.velocity_noise_std = config.odom_velocity_noise_mps
-        task = TaskConfig(episode_s=config.episode_s)
-        self.envs = [HoverEnv(sim_cfg, task, config.randomization, action_mode=config.action_mode)
-                     for _ in range(config.rollout_batch)]
+        self.envs = self._make_envs()
         self.expert = ExpertAgent()
         self.dataset = Dataset(list(config.inputs))
         self.net = None
         self.optimizer = None
         self.log_path = self.run_dir / "train_log.csv"
+
+    def _make_envs(self) -> list:
+        """The rollout envs (one per episode flown side by side)."""
+        config = self.cfg
+        sim_cfg = SimConfig(physics_hz=config.physics_hz, control_hz=config.control_hz, vehicle=config.vehicle)
+        sim_cfg.odom.position_noise_std = config.odom_position_noise_m
+        sim_cfg.odom.velocity_noise_std = config.odom_velocity_noise_mps
+        task = TaskConfig(episode_s=config.episode_s)
+        return [HoverEnv(sim_cfg, task, config.randomization, action_mode=config.action_mode)
+                for _ in range(config.rollout_batch)]
 
     # ------------------------------------------------------------------ rollouts
     def _conditions(self, iteration: int, episode: int):
@@ -106,16 +112,18 @@ class DaggerTrainer:
         state = sample_initial_state(rng, get_tier(tier), goal[:3])
         return state, goal, int(rng.integers(2**31))
 
+    def _episode_reset(self, iteration: int, episode: int) -> tuple[int, dict]:
+        """(env seed, reset options) of one rollout episode."""
+        state, goal, seed = self._conditions(iteration, episode)
+        return seed, {"state": state, "goal": goal}
+
     def collect(self, iteration: int, episodes: int, student_fraction: float) -> dict:
         """Fly ``episodes`` episodes, label every step with the expert, add them to the dataset."""
         stats = {"episodes": 0, "crashes": 0, "student_episodes": 0}
         bar = self._bar(episodes, f"rollouts it{iteration}")
         for start in range(0, episodes, len(self.envs)):
             idx = list(range(start, min(start + len(self.envs), episodes)))
-            resets = []
-            for e in idx:
-                state, goal, seed = self._conditions(iteration, e)
-                resets.append((seed, {"state": state, "goal": goal}))
+            resets = [self._episode_reset(iteration, e) for e in idx]
             rng = np.random.default_rng([self.cfg.seed, 104729, iteration, start])
             student = rng.random(len(idx)) < student_fraction if self.net is not None else np.zeros(len(idx), bool)
             pilot = _DaggerPilot(self, student, np.random.default_rng([self.cfg.seed, 15485863, iteration, start]))
@@ -141,7 +149,8 @@ class DaggerTrainer:
         norm = self.dataset.normalization()
         inputs = tuple(InputSpec.vector(n, len(norm[n][0]), mean=norm[n][0], std=norm[n][1]) for n in self.cfg.inputs)
         kwargs = dict(self.cfg.network)
-        net_cfg = NetworkConfig(inputs=inputs, action=ActionSpec(self.cfg.action_mode),
+        net_cfg = NetworkConfig(inputs=inputs, action=ActionSpec(self.cfg.action_mode,
+                                                                     self.cfg.max_rate if self.cfg.action_mode == "ctbr" else 0.0),
                                 control_period=1.0 / self.cfg.control_hz, core=self.cfg.core, **kwargs)
         self.net = build_policy_network(net_cfg, seed=self.cfg.seed)
         self.optimizer = self.torch.optim.Adam(self.net.parameters(), lr=self.cfg.lr)
@@ -336,7 +345,9 @@ class _DaggerPilot:
     @property
     def recorded(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Inputs {name: (T, B, d)} and labels (T, B, 4) of every step flown."""
-        return {n: np.asarray(v, dtype=np.float32) for n, v in self.inputs.items()}, np.asarray(self.labels)
+        # camera frames stay uint8 (a quarter of the memory); everything else float32
+        return ({n: np.asarray(v) if v[0].dtype == np.uint8 else np.asarray(v, dtype=np.float32)
+                 for n, v in self.inputs.items()}, np.asarray(self.labels))
 
 
 def _jsonable(obj):

@@ -39,9 +39,19 @@ class Dataset:
         """Per-input mean and std over all steps (std floored so constant features stay finite)."""
         out = {}
         for name in self.input_names:
+            if self.episodes and self.episodes[0].inputs[name].ndim == 4:
+                out[name] = self._image_normalization(name)
+                continue
             x = np.concatenate([e.inputs[name] for e in self.episodes]).astype(np.float64)
             out[name] = (x.mean(0), np.maximum(x.std(0), 1e-3))
         return out
+
+    def _image_normalization(self, name: str, frames: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+        """Per-channel mean and std of uint8 frames scaled to [0, 1], from an even subsample
+        (every frame would cost gigabytes of float64)."""
+        stride = max(1, self.steps // frames)
+        x = np.concatenate([e.inputs[name][::stride] for e in self.episodes]).reshape(-1, 3) / 255.0
+        return x.mean(0), np.maximum(x.std(0), 1e-3)
 
     def batches(self, batch_size: int, rng: np.random.Generator):
         """Padded mini-batches of whole episodes: (inputs (B,T,d), labels (B,T,4), mask (B,T))."""
@@ -69,7 +79,9 @@ class Dataset:
         picks = rng.choice(len(self.episodes), size=batch_size, p=weights)
         mask = np.zeros((batch_size, total), dtype=np.float32)
         labels = np.zeros((batch_size, total, self.episodes[0].labels.shape[1]), dtype=np.float32)
-        inputs = {n: np.zeros((batch_size, total, self.episodes[0].inputs[n].shape[1]), dtype=np.float32)
+        first = self.episodes[0].inputs
+        inputs = {n: np.zeros((batch_size, total, *first[n].shape[1:]),
+                              dtype=np.uint8 if first[n].dtype == np.uint8 else np.float32)
                   for n in self.input_names}
         for i, k in enumerate(picks):
             e = self.episodes[k]
@@ -91,7 +103,9 @@ class Dataset:
             arrays["labels"] = np.concatenate([e.labels for e in self.episodes])
             for n in self.input_names:
                 arrays["input_" + n] = np.concatenate([e.inputs[n] for e in self.episodes])
-        np.savez_compressed(path, **arrays)
+        images = any(a.ndim == 4 for k, a in arrays.items() if k.startswith("input_"))
+        # camera frames barely compress and zlib over gigabytes takes minutes: store them raw
+        (np.savez if images else np.savez_compressed)(path, **arrays)
 
     @classmethod
     def load(cls, path: str | Path) -> "Dataset":

@@ -1,0 +1,134 @@
+"""DAgger for the visual-target task: the student sees the IMU and the camera, never odometry.
+
+Same loop as :class:`~lnn_drone.training.dagger.DaggerTrainer` (expert iteration, student
+rollouts labelled by the privileged expert, aggregation, truncated BPTT); what differs is the
+world (``VisualTargetEnv`` under randomization of scene, lighting, target shade, camera latency
+and vehicle; a fraction of episodes with a moving target), the image input of the network, and
+the checks, which use the visual-target protocol (:mod:`lnn_drone.training.vision`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .dagger import DaggerTrainer, TrainConfig
+from .vision import VisualEvalSettings, VisualExpert, VisualSetup, episode_start, evaluate_visual, make_visual_env
+
+
+@dataclass
+class VisualTrainConfig(TrainConfig):
+    """TrainConfig plus the visual task's knobs (``task: visual_target`` in the YAML selects it)."""
+
+    task: str = "visual_target"
+    image_width: int = 64
+    image_height: int = 48
+    camera_latency_s: list = field(default_factory=lambda: [0.0, 0.033])  # [min, max] when an episode has latency
+    camera_latency_fraction: float = 0.5   # share of episodes with camera latency (the others: none)
+    moving_fraction: float = 0.3        # share of episodes whose target drifts
+    target_speed_mps: float = 0.5
+    # baselines: train on a finished run's aggregated dataset (same data) for updates_first
+    # gradient steps instead of flying rollouts; empty = DAgger
+    dataset: str = ""
+    check_conditions: list = field(default_factory=lambda: ["nominal"])
+    final_conditions: list = field(default_factory=lambda: ["nominal", "moving_target"])
+
+    def check(self) -> None:
+        if self.task != "visual_target":
+            raise ValueError(f"VisualTrainConfig is for task visual_target, got {self.task!r}")
+        if "image" not in self.inputs:
+            raise ValueError("a visual-target policy needs the 'image' input")
+        if any(n in ("odom", "goal", "goal_error") for n in self.inputs):
+            raise ValueError(f"the visual-target policy must not read odometry or the goal, got inputs {self.inputs}")
+        if not 0.0 <= self.moving_fraction <= 1.0:
+            raise ValueError(f"moving_fraction must be in [0, 1], got {self.moving_fraction}")
+
+
+class VisualDaggerTrainer(DaggerTrainer):
+    cfg: VisualTrainConfig
+
+    @property
+    def setup(self) -> VisualSetup:
+        c = self.cfg
+        return VisualSetup(control_hz=c.control_hz, physics_hz=c.physics_hz, width=c.image_width,
+                           height=c.image_height, episode_s=c.episode_s, action_mode=c.action_mode)
+
+    def __init__(self, config: VisualTrainConfig, run_dir, progress: bool = True):
+        super().__init__(config, run_dir, progress)
+        self.expert = VisualExpert()
+
+    def run(self, resume: bool = False) -> dict:
+        if not self.cfg.dataset:
+            return super().run(resume)
+        import time
+
+        from .dataset import Dataset
+
+        t0 = time.perf_counter()
+        self.dataset = Dataset.load(self.cfg.dataset)
+        if list(self.dataset.input_names) != list(self.cfg.inputs):
+            raise ValueError(f"{self.cfg.dataset} holds inputs {self.dataset.input_names}, the config wants {self.cfg.inputs}")
+        self.build_network()
+        loss = self.train(0, self.cfg.updates_first)
+        check = self.quick_check()
+        elapsed = time.perf_counter() - t0
+        self._log({"iteration": 0, "episodes": len(self.dataset.episodes), "steps": self.dataset.steps,
+                   "rollout_crashes": 0, "student_episodes": 0, "loss": f"{loss:.6g}",
+                   "check_success": check["success_rate"], "check_rmse_m": check["rmse_m_median"],
+                   "check_settle_s": None, "lr": f"{self._lr(0):.3g}", "elapsed_s": f"{elapsed:.1f}"})
+        return {"train_wall_s": elapsed}
+
+    def _make_envs(self) -> list:
+        c = self.cfg
+        s = VisualEvalSettings(vehicle=c.vehicle, setup=self.setup)
+        return [make_visual_env(s, randomization=c.randomization, camera_latency_range=tuple(c.camera_latency_s))
+                for _ in range(c.rollout_batch)]
+
+    def _episode_reset(self, iteration: int, episode: int) -> tuple[int, dict]:
+        state, seed = episode_start(self.cfg.seed + 100_000 * (iteration + 1), episode)
+        moving = np.random.default_rng([self.cfg.seed, 811, iteration, episode]).random() < self.cfg.moving_fraction
+        # each env owns its task config; the target speed is read at reset
+        env = self.envs[episode % len(self.envs)].unwrapped
+        env.task.target_speed_mps = self.cfg.target_speed_mps if moving else 0.0
+        # a latency below one frame period still delays by a whole frame: without latency-free
+        # episodes the student would never see the frame of its own tick, as it does in nominal flight
+        late = np.random.default_rng([self.cfg.seed, 812, iteration, episode]).random() < self.cfg.camera_latency_fraction
+        env.task.camera_latency_s = tuple(self.cfg.camera_latency_s) if late else (0.0, 0.0)
+        return seed, {"state": state}
+
+    def build_network(self):
+        from ..policy import ActionSpec, InputSpec, NetworkConfig
+        from ..policy.network import build_policy_network
+
+        norm = self.dataset.normalization()
+        c = self.cfg
+        inputs = tuple(InputSpec.image(n, c.image_height, c.image_width, mean=norm[n][0], std=norm[n][1])
+                       if n == "image" else InputSpec.vector(n, len(norm[n][0]), mean=norm[n][0], std=norm[n][1])
+                       for n in c.inputs)
+        action = ActionSpec(c.action_mode, c.max_rate if c.action_mode == "ctbr" else 0.0)
+        net_cfg = NetworkConfig(inputs=inputs, action=action, control_period=1.0 / c.control_hz, core=c.core,
+                                **dict(c.network))
+        self.net = build_policy_network(net_cfg, seed=c.seed)
+        self.optimizer = self.torch.optim.Adam(self.net.parameters(), lr=c.lr)
+        return self.net
+
+    def quick_check(self) -> dict:
+        from .agents import TorchPolicyAgent
+
+        s = VisualEvalSettings(condition=self.cfg.check_conditions[0], episodes=self.cfg.check_episodes, seed=1000,
+                               vehicle=self.cfg.vehicle, setup=self.setup)
+        d = evaluate_visual(TorchPolicyAgent(self.net), s, batch=self.cfg.rollout_batch).to_json_dict()
+        # the names the trainer's log expects
+        d["rmse_m_median"] = d["final_distance_error_m_median"]
+        d["settle_s_median"] = None
+        return d
+
+    def final_evaluation(self, model_path, episodes: int | None = None) -> dict:
+        from .agents import PolicyAgent
+
+        n = episodes or self.cfg.final_eval_episodes
+        out = {}
+        for cond in self.cfg.final_conditions:
+            s = VisualEvalSettings(condition=cond, episodes=n, seed=0, vehicle=self.cfg.vehicle, setup=self.setup)
+            out[cond] = evaluate_visual(PolicyAgent(model_path), s, batch=self.cfg.rollout_batch).to_json_dict()
+        return out

@@ -1,0 +1,295 @@
+"""The visual-target task: conditions, image corruptions, scoring, CLI, saliency, and a short
+flight of the shipped IMU + camera model."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lnn_drone.cli import main as cli_main
+from lnn_drone.sim.image_ops import Corruption, apply_corruption, blur
+from lnn_drone.state import DroneState
+from lnn_drone.training.vision import (CONDITIONS, START_POSITION, TARGET_RADIUS_M, VisualEvalSettings,
+                                       condition_names, evaluate_visual, make_visual_env, ood_condition_names,
+                                       score_visual)
+
+MODEL = Path(__file__).resolve().parents[1] / "models" / "visual_target.safetensors"
+
+
+def frame(rng: np.random.Generator | None = None) -> np.ndarray:
+    rng = rng or np.random.default_rng(0)
+    return rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)
+
+
+# ---------------------------------------------------------------- image corruptions
+@pytest.mark.parametrize("c", [Corruption(noise_std=10.0), Corruption(blur_sigma_px=1.0), Corruption(contrast=0.5),
+                               Corruption(brightness=30.0), Corruption(color_gain=(1.2, 0.8, 1.0))],
+                         ids=["noise", "blur", "contrast", "brightness", "color"])
+def test_corruption_keeps_shape_and_dtype_and_changes_the_frame(c):
+    img = frame()
+    out = apply_corruption(img, c, np.random.default_rng(1))
+    assert out.shape == img.shape and out.dtype == np.uint8
+    assert np.abs(out.astype(int) - img).mean() > 1.0
+
+
+def test_identity_corruption_returns_an_equal_copy():
+    img = frame()
+    out = apply_corruption(img, Corruption())
+    assert np.array_equal(out, img) and out is not img
+
+
+def test_corruptions_do_what_they_say():
+    flat = np.full((10, 10, 3), 100, np.uint8)
+    assert np.all(apply_corruption(flat, Corruption(blur_sigma_px=2.0)) == 100)  # blur keeps a flat field
+    low = apply_corruption(frame(), Corruption(contrast=0.5))
+    assert low.astype(float).std() < 0.6 * frame().astype(float).std()
+    edge = np.zeros((8, 8, 1))
+    edge[:, 4:] = 1.0
+    smooth = blur(edge, 1.0)
+    assert 0.0 < smooth[0, 3, 0] < 0.5 < smooth[0, 4, 0] < 1.0
+    a = apply_corruption(frame(), Corruption(noise_std=5.0), np.random.default_rng(3))
+    b = apply_corruption(frame(), Corruption(noise_std=5.0), np.random.default_rng(3))
+    assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("bad, match", [(np.zeros((4, 4, 3), np.float32), "uint8"), (np.zeros((4, 4), np.uint8), "shape"),
+                                        (np.zeros((4, 4, 4), np.uint8), "shape"), ([[1, 2, 3]], "numpy array")])
+def test_malformed_images_are_refused_with_a_reason(bad, match):
+    with pytest.raises(ValueError, match=match):
+        apply_corruption(bad, Corruption(noise_std=1.0), np.random.default_rng(0))
+
+
+# ---------------------------------------------------------------- conditions
+def test_condition_registry_has_nominal_first_and_the_ood_set():
+    names = condition_names()
+    assert names[0] == "nominal" and len(set(names)) == len(names)
+    ood = set(ood_condition_names())
+    assert {"textures", "dim_light", "color_shift", "low_contrast", "distractors", "second_object", "noise", "blur",
+            "latency_50ms", "quad250"} <= ood
+    assert "nominal" not in ood and "moving_target" not in ood
+
+
+def _first_frame(condition: str, steps: int = 3) -> tuple[np.ndarray, object]:
+    env = make_visual_env(VisualEvalSettings(condition=condition))
+    try:
+        obs, _ = env.reset(seed=11, options={"state": DroneState(position=np.array(START_POSITION))})
+        for _ in range(steps):
+            obs, *_ = env.step(np.array([env.nominal_vehicle.hover_command, 0.0, 0.0, 0.0]))
+        return obs["image"], env.target_position.copy()
+    finally:
+        env.close()
+
+
+@pytest.mark.parametrize("condition", ["textures", "dim_light", "color_shift", "low_contrast", "noise", "blur",
+                                       "second_object", "latency_50ms"])
+def test_each_visual_condition_changes_what_the_camera_sees(condition):
+    nominal, target = _first_frame("nominal")
+    changed, target2 = _first_frame(condition)
+    assert np.array_equal(target, target2)  # same episode, same target: only the condition differs
+    assert changed.shape == nominal.shape and changed.dtype == np.uint8
+    assert not np.array_equal(changed, nominal)
+
+
+def test_quad250_condition_flies_the_other_vehicle():
+    env = make_visual_env(VisualEvalSettings(condition="quad250"))
+    try:
+        assert env.nominal_vehicle.name != "crazyflie2" and env.nominal_vehicle.mass_kg > 0.1
+    finally:
+        env.close()
+
+
+# ---------------------------------------------------------------- scoring
+def _track(final_err: float, heading: float = 0.0, n: int = 241):
+    goals = np.zeros((n, 3))
+    pos = np.zeros((n, 3))
+    pos[:, 0] = np.linspace(3.0, final_err, n)
+    return pos, goals, np.full(n, heading)
+
+
+def test_score_success_needs_the_whole_tail_near_the_goal_and_facing_the_target():
+    dt, episode_s = 1 / 30, 8.0
+    pos, goals, heading = _track(0.1)
+    pos[-200:, 0] = 0.1  # arrived before the last 3 s
+    assert score_visual(0, dt, episode_s, pos, goals, heading, False, True).success
+    late = pos.copy()
+    late[-30:, 0] = 0.8  # leaves the 0.5 m ball inside the window
+    assert not score_visual(0, dt, episode_s, late, goals, heading, False, True).success
+    assert not score_visual(0, dt, episode_s, pos, goals, np.full(len(pos), math.radians(40)), False, True).success
+    assert not score_visual(0, dt, episode_s, pos, goals, heading, True, False).success
+    r = score_visual(0, dt, episode_s, pos, goals, heading, False, True)
+    assert r.final_distance_error_m == pytest.approx(0.1)
+
+
+def test_expert_flies_the_protocol_and_the_summary_is_deterministic():
+    s = VisualEvalSettings(episodes=3, seed=4)
+    from lnn_drone.training.vision import VisualExpert
+
+    a = evaluate_visual(VisualExpert(), s).to_json_dict()
+    b = evaluate_visual(VisualExpert(), s).to_json_dict()
+    assert a == b
+    assert a["success_rate"] == 1.0 and a["final_distance_error_m_median"] < 0.1
+
+
+# ---------------------------------------------------------------- CLI
+def test_cli_lists_conditions_nominal_first(capsys):
+    assert cli_main(["eval", "--task", "visual_target", "--list-conditions"]) == 0
+    lines = capsys.readouterr().out.split()
+    assert lines == list(CONDITIONS) and lines[0] == "nominal"
+
+
+def test_cli_json_has_the_required_keys(capsys):
+    rc = cli_main(["eval", "--task", "visual_target", "--controller", "expert", "--condition", "noise",
+                   "--episodes", "2", "--seed", "1", "--json"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    for key in ("success_rate", "success_ci_low", "final_distance_error_m_median", "episodes"):
+        assert key in out
+    assert out["episodes"] == 2 and out["condition"] == "noise" and 0.0 <= out["success_ci_low"] <= out["success_rate"]
+
+
+def test_cli_refuses_an_unknown_condition(capsys):
+    assert cli_main(["eval", "--task", "visual_target", "--condition", "fog", "--episodes", "1"]) == 2
+    assert "unknown condition" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- saliency
+def test_projected_target_lands_on_the_rendered_sphere():
+    from lnn_drone.training.saliency import project_target
+
+    env = make_visual_env(VisualEvalSettings())
+    try:
+        hits = 0
+        for seed in (0, 1, 3):
+            obs, _ = env.reset(seed=seed, options={"state": DroneState(position=np.array(START_POSITION))})
+            u, v, r = project_target(env.sim.rotation_matrix, env.sim.position, env.target_position, TARGET_RADIUS_M,
+                                     64, 48, 90.0)
+            img = obs["image"].astype(int)
+            red = (img[..., 0] > img[..., 1] + 40) & (img[..., 0] > img[..., 2] + 40)
+            ys, xs = np.nonzero(red)
+            if 0 < len(xs) < 60:  # the target alone (not a red ground)
+                hits += 1
+                assert abs(xs.mean() + 0.5 - u) < 1.5 + r and abs(ys.mean() + 0.5 - v) < 1.5 + r
+        assert hits >= 2
+    finally:
+        env.close()
+
+
+@pytest.mark.skipif(not MODEL.exists(), reason="the shipped model is missing")
+def test_saliency_maps_have_one_nonnegative_map_per_frame():
+    from lnn_drone.training.vision_report import record_flight, saliency_for_flight
+
+    flight = record_flight(str(MODEL), "nominal", index=0, seconds=1.0)
+    sal = saliency_for_flight(str(MODEL), flight)
+    t, h, w = sal.shape
+    assert t == len(flight["input_image"]) and (h, w) == flight["input_image"].shape[1:3]
+    assert np.isfinite(sal).all() and (sal >= 0).all() and sal.max() > 0
+
+
+# ---------------------------------------------------------------- the shipped model
+def test_shipped_model_reads_only_imu_and_camera():
+    from lnn_drone.policy.model_file import load_model
+
+    from lnn_drone.policy.policy import Policy
+
+    model = load_model(MODEL)
+    assert not set(model.input_names) & {"odom", "goal", "goal_error"}
+    assert Policy(model).required_observations == {"image", "imu", "attitude"}  # camera + IMU topics only
+    assert model.config.core == "cfc" and model.config.wiring == "ncp"
+
+
+@pytest.mark.slow
+def test_shipped_model_flies_to_the_visual_target():
+    """A few seeded nominal episodes with the numpy runtime. The model was released at 84 % (N = 50)
+    and flies 6 of these 8; at 84 %, fewer than 4 of 8 has a probability of ~0.3 %, so this fails on
+    a real regression (a broken runtime, model or camera path flies none), not on chance."""
+    from lnn_drone.training.agents import PolicyAgent
+    from lnn_drone.training.vision import setup_for_model
+
+    agent = PolicyAgent(MODEL)
+    s = VisualEvalSettings(episodes=8, seed=7, setup=setup_for_model(agent.model))
+    summary = evaluate_visual(agent, s)
+    assert summary.success_rate >= 4 / 8, summary.to_json_dict()
+    assert summary.crash_rate <= 2 / 8 and summary.final_distance_error_m_median < 0.5
+
+
+# ---------------------------------------------------------------- inputs and training
+def test_gravity_body_is_roll_and_pitch_only():
+    from lnn_drone.frames import axis_angle_to_quat
+    from lnn_drone.policy.features import get_feature
+
+    f = get_feature("gravity_body").fn
+    assert np.allclose(f({"attitude": np.array([0, 0, 0, 1.0])}), [0, 0, 1])
+    yawed = axis_angle_to_quat(np.array([0, 0, 1.0]), 1.2)
+    assert np.allclose(f({"attitude": yawed}), [0, 0, 1])  # yaw is not observable from an IMU: not read
+    rolled = axis_angle_to_quat(np.array([1.0, 0, 0]), math.radians(30))
+    g = f({"attitude": rolled})
+    assert g[1] == pytest.approx(math.sin(math.radians(30))) and g[2] == pytest.approx(math.cos(math.radians(30)))
+
+
+def test_visual_training_config_refuses_odometry_inputs():
+    from lnn_drone.config import from_dict
+    from lnn_drone.training.dagger_visual import VisualTrainConfig
+
+    with pytest.raises(ValueError, match="odometry"):
+        from_dict(VisualTrainConfig, {"inputs": ["image", "imu", "goal_error"]})
+    with pytest.raises(ValueError, match="image"):
+        from_dict(VisualTrainConfig, {"inputs": ["imu"]})
+
+
+def test_dagger_trains_a_camera_policy_without_odometry(tmp_path):
+    from lnn_drone.policy.model_file import load_model
+    from lnn_drone.policy.policy import Policy
+    from lnn_drone.training.dagger_visual import VisualDaggerTrainer, VisualTrainConfig
+
+    cfg = VisualTrainConfig(inputs=["image", "imu_accel", "gravity_body"], action_mode="ctbr",
+                            control_hz=30.0, episode_s=3.5, iterations=1, expert_episodes=2, episodes_per_iteration=2,
+                            updates_first=2, updates_per_iteration=2, batch_size=2, window_steps=8, burn_in_steps=4,
+                            rollout_batch=2, check_episodes=1, network={"vector_encoder_units": 8, "image_features": 8},
+                            loss_weights=[50.0, 1.0, 1.0, 1.0])
+    trainer = VisualDaggerTrainer(cfg, tmp_path / "run", progress=False)
+    try:
+        trainer.run()
+    finally:
+        trainer.close()
+    frames = trainer.dataset.episodes[0].inputs["image"]
+    assert frames.dtype == np.uint8 and frames.shape[1:] == (48, 64, 3)
+    assert len(trainer.dataset.episodes) == 4 and (tmp_path / "run" / "train_log.csv").read_text().count("\n") == 3
+    model = load_model(tmp_path / "run" / "checkpoint.safetensors")
+    assert model.config.image_input.shape == (48, 64, 3) and model.config.action.mode == "ctbr"
+    policy = Policy(model, available_observations={"imu", "image", "attitude"})
+    assert policy.required_observations == {"imu", "image", "attitude"}
+
+
+def test_policy_node_logic_takes_the_attitude_from_the_imu_tick():
+    from lnn_drone.ros.node_config import PolicyNodeConfig
+    from lnn_drone.ros.policy_logic import PolicyCore
+
+    class Needs:
+        required = {"imu", "attitude", "image"}
+        mode = "ctbr"
+        neurons = None
+        seen: list = []
+
+        def reset(self):
+            pass
+
+        def compute(self, obs, dt):
+            self.seen.append(obs["attitude"].copy())
+            return np.array([0.4, 0.0, 0.0, 0.0])
+
+    c = Needs()
+    period = 33_333_333
+    pc = PolicyCore(PolicyNodeConfig(failsafe_action="hover"), c, 0.4, period / 1e9)
+    cmds = []
+    for k in range(1, 4):
+        t = k * period
+        q = np.array([0.0, 0.0, math.sin(0.05 * k), math.cos(0.05 * k)])
+        pc.on_sample("image", t, np.zeros((48, 64, 3), np.uint8), t)
+        pc.on_sample("attitude", t, q, t)  # the node feeds it just before the imu of the same message
+        out = pc.on_sample("imu", t, np.zeros(6), t)
+        cmds.append(out)
+        assert out is not None and not out.failsafe and out.stamp_ns == t
+        assert np.allclose(c.seen[-1], q)
