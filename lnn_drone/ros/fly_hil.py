@@ -117,6 +117,10 @@ def fly_hil(args) -> int:
     from .report import write_report
 
     report, metrics = write_report(out, results, mcap_path)
+    recorded_rate = _recorded_command_rate(mcap_path)
+    if recorded_rate is not None:
+        # the policy's commands go to the FC, not to hil_sim, whose count is only a lower bound
+        metrics["control_rate_hz"] = recorded_rate
     metrics.update({"report": str(report), "recording": str(mcap_path), "exit_codes": codes, "hil": "betaflight_sitl",
                     "fc_version": "4.6.0", "sitl_link": (results or {}).get("link")})
     ok = not interrupted and all(c in (0, -2) for c in codes.values()) and results is not None
@@ -134,3 +138,17 @@ def fly_hil(args) -> int:
               f"failsafe events {metrics['failsafe_events']}  latency p99 {metrics['latency_ms_p99']} ms")
         print(f"report: {report}")
     return 0 if ok else 1
+
+
+def _recorded_command_rate(mcap_path: Path) -> float | None:
+    """The policy's command rate in sim time, from the stamps of the recorded ``ctbr_command``."""
+    try:
+        from mcap_ros2.reader import read_ros2_messages
+
+        stamps = [m.ros_msg.header.stamp.sec + 1e-9 * m.ros_msg.header.stamp.nanosec
+                  for m in read_ros2_messages(str(mcap_path)) if m.channel.topic.endswith("ctbr_command")]
+    except Exception:  # no recording (a failed start): the report says what is missing
+        return None
+    if len(stamps) < 2 or max(stamps) <= min(stamps):
+        return None
+    return (len(stamps) - 1) / (max(stamps) - min(stamps))
