@@ -16,6 +16,9 @@ pytestmark = pytest.mark.slow
 
 
 def test_fly_hil_betaflight(tmp_path):
+    # a results file left in a reused --out from an earlier flight must not be reported
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "results.json").write_text(json.dumps({"config": {"hil": "stale"}, "episodes": []}))
     p = subprocess.run([sys.executable, "-m", "lnn_drone.cli", "fly", "--launch", "hil_betaflight", "--json",
                         "--duration", "8", "--out", str(tmp_path / "r")], capture_output=True, text=True,
                        timeout=900)  # hang guard only

@@ -105,6 +105,8 @@ class FcBridgeNode(Node):
             self.get_logger().error(f"FC link: {exc}", throttle_duration_sec=1.0)
             return
         ros_now = self.get_clock().now().nanoseconds
+        if ros_now == 0:
+            return  # use_sim_time and no /clock yet: there is no time to stamp the samples with
         for r in readings:
             stamp = ros_now - int((host_now - r.stamp) * 1e9)
             # never a little older than the previous sample (receivers take that as time going

@@ -46,6 +46,7 @@ def fly(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     mcap_path = Path(args.record).resolve() if args.record else out / "flight.mcap"
     results_file = out / "results.json"
+    results_file.unlink(missing_ok=True)  # a reused --out must not report the previous flight
     lease = DomainLease()
     env = ros_environment(domain_id=lease.domain_id)
     os.environ.update(env)  # the in-process recorder joins the same (private) domain

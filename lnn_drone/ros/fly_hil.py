@@ -48,6 +48,7 @@ def fly_hil(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     mcap_path = Path(args.record).resolve() if args.record else out / "flight.mcap"
     results_file = out / "results.json"
+    results_file.unlink(missing_ok=True)  # a reused --out must not report the previous flight
 
     from ..fc import FcError
     from ..fc.betaflight.sitl import DEFAULT_CLI, BetaflightSitl
