@@ -155,13 +155,18 @@ def fly(args) -> int:
         for name in codes:
             if codes[name] not in (0, -2):
                 print(f"--- {name} (exit {codes[name]}):\n{graph.log_tail(name)}", file=sys.stderr)
-    if args.json:
-        print(json.dumps(metrics))
-    else:
-        print(f"success {metrics['success']}  rmse {metrics['rmse_m']}  control rate {metrics['control_rate_hz']} Hz  "
-              f"failsafe events {metrics['failsafe_events']}  latency p99 {metrics['latency_ms_p99']} ms")
-        print(f"report: {report}")
+    print_outcome(metrics, report, args.json)
     return 0 if ok else 1
+
+
+def print_outcome(metrics: dict, report: Path, as_json: bool) -> None:
+    """The flight's last words on stdout: one JSON object, or the headline and the report path."""
+    if as_json:
+        print(json.dumps(metrics))
+        return
+    print(f"success {metrics['success']}  rmse {metrics['rmse_m']}  control rate {metrics['control_rate_hz']} Hz  "
+          f"failsafe events {metrics['failsafe_events']}  latency p99 {metrics['latency_ms_p99']} ms")
+    print(f"report: {report}")
 
 
 def _spin(executor, context) -> None:

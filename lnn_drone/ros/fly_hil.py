@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-from .fly import DIAG_PERIOD_S, _error, _spin
+from .fly import DIAG_PERIOD_S, _error, _spin, print_outcome
 
 DEFAULT_MODEL = "hover_ctbr.safetensors"
 # odom and the FC's IMU cross DDS between four processes and the firmware on a loaded host;
@@ -132,12 +132,7 @@ def fly_hil(args) -> int:
         if results is None:
             print(f"--- hil_sim log:\n{graph.log_tail('hil_sim')}\n--- fc_bridge log:\n{graph.log_tail('fc_bridge')}",
                   file=sys.stderr)
-    if args.json:
-        print(json.dumps(metrics))
-    else:
-        print(f"success {metrics['success']}  rmse {metrics['rmse_m']}  control rate {metrics['control_rate_hz']} Hz  "
-              f"failsafe events {metrics['failsafe_events']}  latency p99 {metrics['latency_ms_p99']} ms")
-        print(f"report: {report}")
+    print_outcome(metrics, report, args.json)
     return 0 if ok else 1
 
 

@@ -306,6 +306,30 @@ def summarize(name: str, settings: EvalSettings, results: list[EpisodeResult]) -
         results=results)
 
 
+def fly_in_batches(envs: list, indices: list[int], fly_chunk: Callable[[list[int]], list],
+                   progress_label: str | None = None) -> list:
+    """Fly episodes ``indices`` in chunks of ``len(envs)`` (``fly_chunk`` flies one chunk), with an
+    optional progress bar; the envs are closed at the end whatever happens."""
+    bar = None
+    if progress_label is not None:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(indices), desc=progress_label, unit="ep", leave=False)
+    results: list = []
+    try:
+        for start in range(0, len(indices), len(envs)):
+            chunk = indices[start : start + len(envs)]
+            results += fly_chunk(chunk)
+            if bar is not None:
+                bar.update(len(chunk))
+    finally:
+        for env in envs:
+            env.close()
+        if bar is not None:
+            bar.close()
+    return results
+
+
 def evaluate(controller: Controller, settings: EvalSettings, sim_config: SimConfig | None = None,
              progress: bool = False, record: bool = False, batch: int = 16,
              env_factory: Callable | None = None) -> EvalSummary:
@@ -314,21 +338,7 @@ def evaluate(controller: Controller, settings: EvalSettings, sim_config: SimConf
     load_vehicle(settings.vehicle)  # fail early with the vehicle file's own message
     b = max(1, min(batch, settings.episodes))
     envs = [env_factory(settings) if env_factory else make_env(settings, sim_config) for _ in range(b)]
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=settings.episodes, desc=f"eval {controller.name} {settings.tier}", unit="ep", leave=False)
-    results: list[EpisodeResult] = []
-    try:
-        for start in range(0, settings.episodes, b):
-            indices = list(range(start, min(start + b, settings.episodes)))
-            results += run_episodes(envs, controller, settings, indices, record=record)
-            if bar is not None:
-                bar.update(len(indices))
-    finally:
-        for env in envs:
-            env.close()
-        if bar is not None:
-            bar.close()
+    results = fly_in_batches(envs, list(range(settings.episodes)),
+                             lambda chunk: run_episodes(envs, controller, settings, chunk, record=record),
+                             f"eval {controller.name} {settings.tier}" if progress else None)
     return summarize(controller.name, settings, results)

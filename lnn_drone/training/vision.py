@@ -24,6 +24,7 @@ import numpy as np
 from ..config import SimConfig
 from ..sim.image_ops import Corruption
 from ..sim.scene import SceneRandomization
+from .evaluation import fly_in_batches
 from .stats import wilson_interval
 
 SUCCESS_RADIUS_M = 0.5
@@ -318,23 +319,8 @@ def evaluate_visual(controller, settings: VisualEvalSettings, progress: bool = F
     indices = list(range(settings.episodes)) if indices is None else list(indices)
     b = max(1, min(batch, len(indices)))
     envs = [make_visual_env(settings) for _ in range(b)]
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(indices), desc=f"eval {controller.name} {settings.condition}", unit="ep", leave=False)
-    results: list[VisualEpisode] = []
-    try:
-        for start in range(0, len(indices), b):
-            chunk = indices[start : start + b]
-            results += run_visual_episodes(envs, controller, settings, chunk)
-            if bar is not None:
-                bar.update(len(chunk))
-    finally:
-        for env in envs:
-            env.close()
-        if bar is not None:
-            bar.close()
+    results = fly_in_batches(envs, indices, lambda chunk: run_visual_episodes(envs, controller, settings, chunk),
+                             f"eval {controller.name} {settings.condition}" if progress else None)
     return summarize_visual(controller.name, settings, results)
 
 
