@@ -25,6 +25,7 @@ class GeometricGains:
     kp: float = 9.0           # 1/s^2  position error -> acceleration
     kv: float = 5.0           # 1/s    velocity error -> acceleration
     ki: float = 3.0           # 1/s^3  integral of position error (rejects constant pushes)
+    ki_z: float = 6.0         # 1/s^3  vertical: also absorbs a wrong hover thrust (up to T/W x 1.7)
     integral_limit_m_s: float = 1.0  # x ki = 3 m/s^2: rejects pushes up to ~30 % of weight
     integral_zone_m: float = 0.3   # integrate only within this distance of the goal...
     integral_zone_mps: float = 0.2  # ...and below this speed
@@ -89,21 +90,30 @@ class BatchGeometricController:
         else:
             self.integral[np.asarray(mask, dtype=bool)] = 0.0
 
-    def __call__(self, position, quaternion, velocity, goal, dt: float) -> tuple[np.ndarray, np.ndarray]:
-        """Collective thrust fraction (B,) and body rates (B, 3) for states and goals (B, 4)."""
+    def __call__(self, position, quaternion, velocity, goal, dt: float,
+                 integral: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Collective thrust fraction (B,) and body rates (B, 3) for states and goals (B, 4).
+
+        ``integral`` (B, 3), world ∫(p - p_goal) dt, replaces the controller's own integral: a
+        teacher whose integral term is one the student observes (see ``policy.error_integral``)."""
         g = self.gains
         goal = np.asarray(goal, dtype=float)
         r = quats_to_rotmats(np.asarray(quaternion, dtype=float))
         e_p = np.asarray(position, dtype=float) - goal[:, :3]
         e_v = np.asarray(velocity, dtype=float)
-        if dt > 0.0:
+        if integral is not None:
+            self.integral = np.asarray(integral, dtype=float).reshape(self.integral.shape)
+        elif dt > 0.0:
             # conditional integration: only near the goal and nearly still, so the transient of a
             # recovery does not wind it up (that would overshoot); steady pushes still integrate
             near = ((e_p * e_p).sum(1) < g.integral_zone_m ** 2) & ((e_v * e_v).sum(1) < g.integral_zone_mps ** 2)
             lim = g.integral_limit_m_s
             self.integral = np.where(near[:, None], np.clip(self.integral + e_p * dt, -lim, lim), self.integral)
         s = self.speed[:, None]
-        a = -(g.kp * s * s) * e_p - (g.kv * s) * e_v - (g.ki * s * s * s) * self.integral
+        # the integral is the slowest loop: it is slowed down only in proportion (s, not s^3), or a
+        # vehicle with slow motors would take most of an episode to find its hover thrust
+        ki = np.array([g.ki, g.ki, g.ki_z])
+        a = -(g.kp * s * s) * e_p - (g.kv * s) * e_v - (ki * s) * self.integral
         # limit the horizontal demand first (keep altitude authority)
         h_max = np.clip(np.minimum(g.max_accel_m_s2, (a[:, 2] + GRAVITY) * math.tan(math.radians(g.max_tilt_deg))),
                         0.0, None)

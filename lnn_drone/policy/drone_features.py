@@ -15,6 +15,8 @@ computes thousands at once with the same code the onboard node runs.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .features import register_feature
@@ -43,6 +45,8 @@ def goal_error(obs) -> np.ndarray:
     goal = np.asarray(obs["goal"], dtype=np.float64)
     if odom.shape[-1] != 13 or goal.shape[-1] != 4:
         raise ValueError(f"goal_error needs odom (..., 13) and goal (..., 4), got {odom.shape} and {goal.shape}")
+    if odom.ndim == 1 and goal.ndim == 1:
+        return _goal_error_one(odom.tolist(), goal.tolist())
     r0, r1, r2 = _rotation_rows(odom[..., 3:7])
     e_body = _to_body(r0, r1, r2, goal[..., :3] - odom[..., :3])
     v_body = _to_body(r0, r1, r2, odom[..., 7:10])
@@ -50,6 +54,25 @@ def goal_error(obs) -> np.ndarray:
     yaw = np.arctan2(r1[..., 0], r0[..., 0])
     dyaw = goal[..., 3] - yaw
     return np.concatenate([e_body, v_body, up_body, np.sin(dyaw)[..., None], np.cos(dyaw)[..., None]], -1)
+
+
+def _goal_error_one(o: list, g: list) -> np.ndarray:
+    """:func:`goal_error` of one sample in scalar arithmetic: the onboard node computes one per
+    control tick, and ~15 tiny numpy calls cost more than the network itself (same maths)."""
+    x, y, z, w = o[3:7]
+    n = math.sqrt(x * x + y * y + z * z + w * w)
+    if not n > 0.0:  # zero or NaN quaternion: let the batch code produce the same NaNs
+        return goal_error({"odom": np.asarray(o)[None], "goal": np.asarray(g)[None]})[0]
+    x, y, z, w = x / n, y / n, z / n, w / n
+    r00, r01, r02 = 1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)
+    r10, r11, r12 = 2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)
+    r20, r21, r22 = 2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)
+    ex, ey, ez = g[0] - o[0], g[1] - o[1], g[2] - o[2]
+    vx, vy, vz = o[7], o[8], o[9]
+    dyaw = g[3] - math.atan2(r10, r00)
+    return np.array([r00 * ex + r10 * ey + r20 * ez, r01 * ex + r11 * ey + r21 * ez, r02 * ex + r12 * ey + r22 * ez,
+                     r00 * vx + r10 * vy + r20 * vz, r01 * vx + r11 * vy + r21 * vz, r02 * vx + r12 * vy + r22 * vz,
+                     r20, r21, r22, math.sin(dyaw), math.cos(dyaw)])
 
 
 @register_feature("last_action", dim=4, requires=())
@@ -83,3 +106,20 @@ def imu_accel(obs) -> np.ndarray:
     if imu.shape[-1] != 6:
         raise ValueError(f"imu_accel needs imu (..., 6), got {imu.shape}")
     return imu[..., 3:6]
+
+
+@register_feature("goal_error_integral", dim=3, requires=("odom", "goal"))
+def goal_error_integral(obs) -> np.ndarray:
+    """∫(p_goal - p) dt in the body frame (m·s): the integral action a hover policy needs against
+    a wrong hover thrust or a constant push. The world-frame integral (``error_integral``,
+    ∫(p - p_goal) dt, see :mod:`lnn_drone.policy.error_integral`) is kept by the env in training
+    and by :class:`~lnn_drone.policy.policy.Policy` on the drone."""
+    if "error_integral" not in obs:
+        raise ValueError("error_integral is supplied by Policy.step (or the env); it is missing here")
+    odom = np.asarray(obs["odom"], dtype=np.float64)
+    integral = np.asarray(obs["error_integral"], dtype=np.float64)
+    if odom.shape[-1] != 13 or integral.shape[-1] != 3:
+        raise ValueError(f"goal_error_integral needs odom (..., 13) and error_integral (..., 3), "
+                         f"got {odom.shape} and {integral.shape}")
+    r0, r1, r2 = _rotation_rows(odom[..., 3:7])
+    return _to_body(r0, r1, r2, -integral)

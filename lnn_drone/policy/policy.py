@@ -11,12 +11,14 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
+from .error_integral import ErrorIntegrator
 from .features import FeatureError, extract, required_observations
 from .model_file import LoadedModel, check_inputs, load_model
 from .runtime_numpy import NumpyRuntime
 from .spec import ActionSpec, InputSpec
 
 LAST_ACTION = "last_action"  # the model's own previous command, fed back by :class:`Policy`
+ERROR_INTEGRAL = "error_integral"  # ∫(p - p_goal) dt, kept by :class:`Policy` for models that read it
 
 __all__ = ["Policy"]
 
@@ -44,6 +46,8 @@ class Policy:
         # unless the caller does, so every runtime feeds it back identically (zeros after reset)
         self._feeds_back = LAST_ACTION in self.model.input_names
         self._last_action = np.zeros(cfg.action.dim)
+        # likewise the position-error integral (``goal_error_integral``): same class as the envs
+        self._integrator = ErrorIntegrator(1) if "goal_error_integral" in self.model.input_names else None
 
     @classmethod
     def load(cls, path: str | os.PathLike, available_observations: Iterable[str] | None = None, record: bool = False) -> "Policy":
@@ -75,6 +79,8 @@ class Policy:
         """Zero the recurrent state (start of an episode / after a failsafe)."""
         self.runtime.reset()
         self._last_action = np.zeros_like(self._last_action)
+        if self._integrator is not None:
+            self._integrator.reset()
 
     @property
     def state(self) -> np.ndarray:
@@ -90,6 +96,14 @@ class Policy:
             raise ValueError(f"dt must be a finite number of seconds >= 0, got {dt!r}")
         if self._feeds_back and LAST_ACTION not in observation:
             observation = {**observation, LAST_ACTION: self._last_action}
+        if self._integrator is not None and ERROR_INTEGRAL not in observation:
+            if "odom" not in observation or "goal" not in observation:
+                raise FeatureError(f"input 'goal_error_integral' needs observation keys odom and goal; got {sorted(observation)}")
+            try:
+                value = self._integrator.update(observation["odom"], observation["goal"], float(dt))
+            except ValueError as exc:
+                raise FeatureError(f"input 'goal_error_integral': {exc}") from exc
+            observation = {**observation, ERROR_INTEGRAL: value[0]}
         for name, shape, view in self._vector:
             extract(name, observation, shape, out=view)
         if self._image is not None:

@@ -20,6 +20,7 @@ from gymnasium import spaces
 from ..config import RandomizationConfig, SimConfig, validate
 from ..control.mixer import Mixer
 from ..control.rate import RateController
+from ..policy.error_integral import ErrorIntegrator
 from ..state import DroneState
 from ..vehicle import VehicleSpec, load_vehicle
 from .initial_states import Tier, get_tier, sample_initial_state
@@ -86,6 +87,9 @@ class QuadrotorEnv(gym.Env):
             # the action given to the previous step (zeros after reset): what a policy node
             # knows of its own last command, for policies that need it (thrust adaptation)
             "last_action": spaces.Box(-np.inf, np.inf, (4,), np.float32),
+            # ∫(p - p_goal) dt from the odometry above (world, m·s), kept exactly as the onboard
+            # Policy keeps it, for policies with integral action (``goal_error_integral``)
+            "error_integral": spaces.Box(-np.inf, np.inf, (3,), np.float32),
         }
         cam = self.sim_config.camera
         if cam.enabled:
@@ -100,6 +104,7 @@ class QuadrotorEnv(gym.Env):
         self._goal32 = self.goal.astype(np.float32)
         self._goal_t = tuple(self.goal.tolist())
         self._last_action = (0.0, 0.0, 0.0, 0.0)
+        self._integrator = ErrorIntegrator(1)
         self._floor_z = self.sim.body_half_height + self.task.ground_clearance_m
         self._max_dist = self.task.max_distance_m
         self.variation = EpisodeVariation(self.nominal_vehicle)
@@ -137,6 +142,7 @@ class QuadrotorEnv(gym.Env):
             self._mixer = Mixer(self.variation.vehicle)
         self._steps = 0
         self._last_action = (0.0, 0.0, 0.0, 0.0)
+        self._integrator.reset()
         self._after_reset(rng)
         self._goal32 = self.goal.astype(np.float32)
         self._goal_t = tuple(self.goal.tolist())
@@ -196,17 +202,23 @@ class QuadrotorEnv(gym.Env):
     def _observation(self) -> dict:
         sim = self.sim
         imu = sim.imu
-        if self._odom_is_noisy:
-            odom = sim.odometry().as_vector().astype(np.float32)
-        else:
+        if not self._odom_is_noisy:
             rates = sim.body_rates
             # one allocation, three views: the arrays are fresh each step, so callers may keep them
             buf = np.array((*imu.gyro, *imu.accel, *sim._pos, *sim._quat, *sim._vel, *rates, *self._goal_t,
                             *self._last_action), dtype=np.float32)
-            return self._with_image({"imu": buf[0:6], "odom": buf[6:19], "goal": buf[19:23], "last_action": buf[23:27]})
-        obs = {"imu": np.array(imu.gyro + imu.accel, dtype=np.float32), "odom": odom, "goal": self._goal32.copy(),
-               "last_action": np.array(self._last_action, dtype=np.float32)}
+            obs = {"imu": buf[0:6], "odom": buf[6:19], "goal": buf[19:23], "last_action": buf[23:27]}
+        else:
+            odom = sim.odometry().as_vector().astype(np.float32)
+            obs = {"imu": np.array(imu.gyro + imu.accel, dtype=np.float32), "odom": odom, "goal": self._goal32.copy(),
+                   "last_action": np.array(self._last_action, dtype=np.float32)}
+        obs["error_integral"] = self._integrator.update(obs["odom"], obs["goal"], self.control_dt)[0].astype(np.float32)
         return self._with_image(obs)
+
+    @property
+    def error_integral(self) -> np.ndarray:
+        """World-frame ∫(p - p_goal) dt of the current observation (what ``teacher="integral"`` applies)."""
+        return self._integrator.value[0]
 
     def _with_image(self, obs: dict) -> dict:
         cam = self.sim.camera

@@ -46,6 +46,10 @@ class TrainConfig:
     action_mode: str = "motors"
     max_rate: float = 8.0              # ctbr head: bound of |p|, |q|, |r| (rad/s; the expert clips at 8)
     vehicle: str = "crazyflie2"
+    # vehicle classes flown in training, rollout env i flies vehicles[i % len] (randomization across
+    # classes); empty: only ``vehicle``
+    vehicles: list = field(default_factory=list)
+    teacher: str = "privileged"        # privileged | integral (see ExpertAgent)
     physics_hz: float = 240.0
     control_hz: float = 120.0
     episode_s: float = 8.0
@@ -87,7 +91,7 @@ class DaggerTrainer:
         self.progress = progress
         torch.set_num_threads(config.threads)
         self.envs = self._make_envs()
-        self.expert = ExpertAgent()
+        self.expert = ExpertAgent(teacher=config.teacher)
         self.dataset = Dataset(list(config.inputs))
         self.net = None
         self.optimizer = None
@@ -100,8 +104,9 @@ class DaggerTrainer:
         sim_cfg.odom.position_noise_std = config.odom_position_noise_m
         sim_cfg.odom.velocity_noise_std = config.odom_velocity_noise_mps
         task = TaskConfig(episode_s=config.episode_s)
-        return [HoverEnv(sim_cfg, task, config.randomization, action_mode=config.action_mode)
-                for _ in range(config.rollout_batch)]
+        classes = list(config.vehicles) or [config.vehicle]
+        return [HoverEnv(sim_cfg, task, config.randomization, vehicle=classes[i % len(classes)],
+                         action_mode=config.action_mode) for i in range(config.rollout_batch)]
 
     # ------------------------------------------------------------------ rollouts
     def _conditions(self, iteration: int, episode: int):

@@ -40,9 +40,19 @@ class ExpertAgent:
 
     name = "expert"
     REFERENCE_LAG_S = 0.045  # motor lag + latency the nominal gains are tuned for
+    TEACHERS = ("privileged", "integral")
 
-    def __init__(self, use_true_vehicle: bool = True):
+    def __init__(self, use_true_vehicle: bool = True, teacher: str = "privileged"):
+        """``teacher="privileged"``: true mass and thrust, its own integral (the classical
+        baseline). ``teacher="integral"``: the *nominal* vehicle's hover thrust, and the integral
+        term applied is the env's observed ``error_integral``. Its labels are then a function of
+        what a student with ``goal_error_integral`` sees, so a student can learn the integral
+        action that removes steady offsets, instead of the average of hover thrusts it cannot
+        see. The rate loop and mixer still use the true vehicle."""
+        if teacher not in self.TEACHERS:
+            raise ValueError(f"teacher must be one of {self.TEACHERS}, got {teacher!r}")
         self.use_true_vehicle = use_true_vehicle
+        self.teacher = teacher
 
     @classmethod
     def loop_speed(cls, motor_tau_s: float, latency_s: float) -> float:
@@ -59,7 +69,8 @@ class ExpertAgent:
         vehicles = [b.variation.vehicle if self.use_true_vehicle else b.nominal_vehicle for b in bases]
         speed = np.array([self.loop_speed(b.sim.motor_tau_down_s, b.sim.action_latency_s) if self.use_true_vehicle
                           else 1.0 for b in bases])
-        self._geo = BatchGeometricController.for_vehicles(vehicles, speed=speed)
+        thrust_model = [b.nominal_vehicle for b in bases] if self.teacher == "integral" else vehicles
+        self._geo = BatchGeometricController.for_vehicles(thrust_model, speed=speed)
         self._rate = RateController(vehicles, speed=speed)
         if self.use_true_vehicle:
             self._mixer = Mixer(vehicles, [b.variation.kf_scale for b in bases], [b.variation.km_scale for b in bases])
@@ -75,7 +86,8 @@ class ExpertAgent:
         quat = np.array([b.sim._quat for b in bases])
         vel = np.array([b.sim._vel for b in bases])
         goal = np.array([b.goal for b in bases])
-        thrust, rates = self._geo(pos, quat, vel, goal, self._dt)
+        integral = np.array([b.error_integral for b in bases]) if self.teacher == "integral" else None
+        thrust, rates = self._geo(pos, quat, vel, goal, self._dt, integral=integral)
         return np.column_stack([thrust, rates])
 
     def motors(self, envs: list, ctbr: np.ndarray | None = None) -> np.ndarray:
