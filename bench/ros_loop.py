@@ -55,7 +55,9 @@ def main() -> int:
         print(f"control_rate_hz_target{tag}={rate:g}")
         print(f"control_rate_achieved_frac{tag}={link['control_rate_achieved_frac']:.4f}")
         print(f"ticks{tag}={link['ticks']}")
-        print(f"imu_to_command_latency_us_p50{tag}={fmt(link['latency_us_p50'])}")
+        for q in ("p10", "p50", "p90"):
+            print(f"imu_to_command_latency_us_{q}{tag}={fmt(link['latency_us_' + q])}")
+        print(f"imu_to_command_latency_us_p999{tag}={fmt(link['latency_us_p999'])}")
         print(f"imu_to_command_latency_us_p99{tag}={fmt(link['latency_us_p99'])}", flush=True)
     return 0
 

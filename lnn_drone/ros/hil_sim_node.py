@@ -61,7 +61,7 @@ class HilSimNode(Node):
         self.commands_seen = 0  # the policy's commands go to the FC; counted here for the report only
         # a deep queue: with the command topic's depth 1, commands that arrive while the physics
         # loop runs would overwrite each other and the count would under-report the policy's rate
-        count_qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+        count_qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST)
         self.create_subscription(TwistStamped, "ctbr_command", self._count, count_qos)
         self.get_logger().info(f"HIL sim: SITL state port {c.sitl_state_port}, motor port {c.sitl_motor_port}, "
                                f"{c.physics_hz:g} Hz physics at {c.real_time_factor:g}x real time")

@@ -88,18 +88,19 @@ class PolicyGraph:
         from sensor_msgs.msg import JointState
 
         self.cmd_pub = mk_pub(JointState if controller.mode == "motors" else TwistStamped, topic, cv.COMMAND_QOS)
-        self.diag_pub = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.diag_pub = node.create_publisher(DiagnosticArray, "/diagnostics", 10, **cv.no_event_handlers("publisher"))
         self.neuron_pub = None
         self.subs = []
         req = controller.required
         if "imu" in req or "attitude" in req:  # attitude = the imu message's orientation estimate
-            self.subs.append(node.create_subscription(Imu, "imu", self._on_imu, cv.SENSOR_QOS))
+            self.subs.append(node.create_subscription(Imu, "imu", self._on_imu, cv.SENSOR_QOS, **cv.no_event_handlers()))
         if "odom" in req:
-            self.subs.append(node.create_subscription(Odometry, "odom", self._on_odom, cv.SENSOR_QOS))
+            self.subs.append(node.create_subscription(Odometry, "odom", self._on_odom, cv.SENSOR_QOS, **cv.no_event_handlers()))
         if "goal" in req:
             self.subs.append(node.create_subscription(PoseStamped, "goal", self._on_goal, cv.GOAL_QOS))
         if "image" in req:
-            self.subs.append(node.create_subscription(Image, "camera/image_raw", self._on_image, cv.SENSOR_QOS))
+            self.subs.append(node.create_subscription(Image, "camera/image_raw", self._on_image, cv.SENSOR_QOS,
+                                                      **cv.no_event_handlers()))
         self.watchdog_timer = node.create_timer(self.period, self._on_watchdog)  # node clock: sim time if use_sim_time
         self.diag_timer = node.create_timer(cfg.diagnostics_period_s, self._publish_diagnostics,
                                             clock=Clock(clock_type=ClockType.STEADY_TIME))

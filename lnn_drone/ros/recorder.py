@@ -105,7 +105,7 @@ class McapRecorder:
                 ("/clock", "rosgraph_msgs/msg/Clock", best), ("imu", "sensor_msgs/msg/Imu", best),
                 ("odom", "nav_msgs/msg/Odometry", best), ("camera/image_raw", "sensor_msgs/msg/Image", best),
                 ("camera/camera_info", "sensor_msgs/msg/CameraInfo", best), ("goal", "geometry_msgs/msg/PoseStamped", cv.GOAL_QOS),
-                ("motor_commands", "sensor_msgs/msg/JointState", rel), ("ctbr_command", "geometry_msgs/msg/TwistStamped", rel),
+                ("motor_commands", "sensor_msgs/msg/JointState", best), ("ctbr_command", "geometry_msgs/msg/TwistStamped", best),
                 ("/diagnostics", "diagnostic_msgs/msg/DiagnosticArray", rel),
                 ("policy/neurons", "std_msgs/msg/Float32MultiArray", rel)):
             self.subscribe(topic, type_name, qos)

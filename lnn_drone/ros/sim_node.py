@@ -57,8 +57,8 @@ class LinkStats:
                 "lockstep_timeouts": self.timeouts, "lockstep_resends": self.resends,
                 "control_rate_achieved_frac": self.matched / self.ticks if self.ticks else 0.0,
                 "command_rate_hz": self.matched / wall if wall > 0 else 0.0,
-                "latency_us_p50": float(np.percentile(lat, 50)) if lat.size else None,
-                "latency_us_p99": float(np.percentile(lat, 99)) if lat.size else None,
+                **{f"latency_us_p{q:g}".replace(".", ""): float(np.percentile(lat, q)) if lat.size else None
+                   for q in (10, 50, 90, 99, 99.9)},
                 "latency_samples": int(lat.size)}
 
 
@@ -84,17 +84,20 @@ class SimNode(Node):
         self.dt = 1.0 / c.sim.control_hz
         fp = c.frame_prefix
         self.frames = (fp + "odom", fp + "base_link", fp + "camera")
-        self.clock_pub = self.create_publisher(Clock, "/clock", CLOCK_QOS)
-        self.imu_pub = self.create_publisher(Imu, "imu", cv.SENSOR_QOS)
-        self.odom_pub = self.create_publisher(Odometry, "odom", cv.SENSOR_QOS)
+        # no QoS-event handlers on the per-tick topics: each would cost every wake-up of the loop
+        # (see convert.no_event_handlers); the goal keeps rclpy's incompatible-QoS warning
+        quiet_pub, quiet_sub = cv.no_event_handlers("publisher"), cv.no_event_handlers()
+        self.clock_pub = self.create_publisher(Clock, "/clock", CLOCK_QOS, **quiet_pub)
+        self.imu_pub = self.create_publisher(Imu, "imu", cv.SENSOR_QOS, **quiet_pub)
+        self.odom_pub = self.create_publisher(Odometry, "odom", cv.SENSOR_QOS, **quiet_pub)
         self.goal_pub = self.create_publisher(PoseStamped, "goal", cv.GOAL_QOS)
-        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10, **quiet_pub)
         self.cam_pubs = None
         if c.sim.camera.enabled:
-            self.cam_pubs = (self.create_publisher(Image, "camera/image_raw", cv.SENSOR_QOS),
-                             self.create_publisher(CameraInfo, "camera/camera_info", cv.SENSOR_QOS))
-        self.create_subscription(JointState, "motor_commands", self._on_motors, cv.COMMAND_QOS)
-        self.create_subscription(TwistStamped, "ctbr_command", self._on_ctbr, cv.COMMAND_QOS)
+            self.cam_pubs = (self.create_publisher(Image, "camera/image_raw", cv.SENSOR_QOS, **quiet_pub),
+                             self.create_publisher(CameraInfo, "camera/camera_info", cv.SENSOR_QOS, **quiet_pub))
+        self.create_subscription(JointState, "motor_commands", self._on_motors, cv.COMMAND_QOS, **quiet_sub)
+        self.create_subscription(TwistStamped, "ctbr_command", self._on_ctbr, cv.COMMAND_QOS, **quiet_sub)
         self.stats = LinkStats()
         self._cmd: tuple[int, str, np.ndarray] | None = None  # newest (stamp, mode, values)
         self._fresh_cmd = False
