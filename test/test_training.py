@@ -141,3 +141,28 @@ def test_shipped_model_metadata_carries_its_evaluation_and_size():
     info = json.loads(r.stdout)
     assert info["cell"] == "cfc" and info["neurons"] <= 19 and info["params_total"] <= 2100
     assert info["action_mode"] == "motors"
+
+
+def test_vehicle_classes_alternate_and_keep_their_relative_thrust_range(tmp_path):
+    """Randomization across classes: env i flies vehicles[i % n]; a class's T/W range is the main
+    range scaled by the ratio of nominal T/Ws (an absolute 1.3-3 would leave a 4.6 T/W quad with
+    under two thirds of its thrust, a vehicle the evaluation never flies)."""
+    from lnn_drone.training.dagger import class_randomization
+    from lnn_drone.vehicle import load_vehicle
+
+    cfg = tiny_config(vehicles=["crazyflie2", "quad250"], rollout_batch=4)
+    trainer = DaggerTrainer(cfg, tmp_path / "run", progress=False)
+    try:
+        assert [e.unwrapped.nominal_vehicle.name for e in trainer.envs] == ["crazyflie2", "quad250"] * 2
+    finally:
+        trainer.close()
+    ratio = load_vehicle("quad250").thrust_to_weight / load_vehicle("crazyflie2").thrust_to_weight
+    scaled = class_randomization(cfg.randomization, "crazyflie2", "quad250")
+    assert scaled.thrust_to_weight == pytest.approx([1.3 * ratio, 3.0 * ratio])
+    assert class_randomization(cfg.randomization, "crazyflie2", "crazyflie2") is cfg.randomization
+    assert cfg.randomization.thrust_to_weight == [1.3, 3.0], "the main recipe must not be modified"
+
+
+def test_unknown_teacher_in_a_recipe_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="teacher"):
+        DaggerTrainer(tiny_config(teacher="oracle"), tmp_path / "run", progress=False)

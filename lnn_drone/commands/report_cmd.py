@@ -8,7 +8,9 @@ HELP = "evaluate models (and the expert) on tiers, robustness grids, pushes and 
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("models", nargs="+", help="model files, or 'expert'; the first model gets the neuron plot")
+    p.add_argument("models", nargs="+",
+                   help="model files, 'expert' (privileged) or 'teacher' (what hover students imitate); "
+                        "the first model gets the neuron plot")
     p.add_argument("--out", default="reports/hover", help="output folder (default reports/hover)")
     p.add_argument("--episodes", type=int, default=100, help="episodes per cell (default 100)")
     p.add_argument("--seed", type=int, default=0)
@@ -48,7 +50,7 @@ def run(args) -> int:
     except (ModelFileError, ValueError, FileNotFoundError) as exc:
         print(f"lnn-drone report: error: {exc}", file=sys.stderr)
         return 2
-    first_model = next((m for m in args.models if m != "expert"), None)
+    first_model = next((m for m in args.models if m not in ("expert", "teacher")), None)
     page = write_report(results, args.out, args.title, neuron_model=first_model)
     print(f"report: {page}")
     return 0

@@ -37,6 +37,22 @@ def default_randomization() -> RandomizationConfig:
         imu_noise_scale=[0.5, 3.0], push_prob=0.5, push_frac_of_weight=0.25, gust_std_mps=[0.0, 0.3])
 
 
+def class_randomization(base: RandomizationConfig, main_vehicle: str, vehicle: str) -> RandomizationConfig:
+    """The randomization of another vehicle class: the thrust-to-weight range is scaled by the
+    ratio of the two classes' nominal T/W, so a 4.6 T/W racing quad varies as much *relative to
+    its nominal* as the main vehicle does (an absolute 1.3-3 would cut its thrust to 28-65 %)."""
+    import copy
+
+    from ..vehicle import load_vehicle
+
+    if vehicle == main_vehicle:
+        return base
+    ratio = load_vehicle(vehicle).thrust_to_weight / load_vehicle(main_vehicle).thrust_to_weight
+    out = copy.deepcopy(base)
+    out.thrust_to_weight = [float(v) * ratio for v in base.thrust_to_weight]
+    return out
+
+
 @dataclass
 class TrainConfig:
     name: str = "hover"
@@ -90,8 +106,8 @@ class DaggerTrainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.progress = progress
         torch.set_num_threads(config.threads)
+        self.expert = ExpertAgent(teacher=config.teacher)  # first: a bad teacher name fails before envs open
         self.envs = self._make_envs()
-        self.expert = ExpertAgent(teacher=config.teacher)
         self.dataset = Dataset(list(config.inputs))
         self.net = None
         self.optimizer = None
@@ -105,7 +121,8 @@ class DaggerTrainer:
         sim_cfg.odom.velocity_noise_std = config.odom_velocity_noise_mps
         task = TaskConfig(episode_s=config.episode_s)
         classes = list(config.vehicles) or [config.vehicle]
-        return [HoverEnv(sim_cfg, task, config.randomization, vehicle=classes[i % len(classes)],
+        rand = {name: class_randomization(config.randomization, config.vehicle, name) for name in classes}
+        return [HoverEnv(sim_cfg, task, rand[classes[i % len(classes)]], vehicle=classes[i % len(classes)],
                          action_mode=config.action_mode) for i in range(config.rollout_batch)]
 
     # ------------------------------------------------------------------ rollouts

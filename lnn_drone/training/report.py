@@ -41,10 +41,15 @@ def cells(spec: MatrixSpec) -> list[tuple[str, dict]]:
     return out
 
 
+CLASSICAL = {"expert": "expert (privileged)", "teacher": "teacher (integral, nominal thrust)"}
+
+
 def make_controller(source: str):
-    """'expert' or a model file path -> (controller, action mode, control rate)."""
+    """'expert', 'teacher' or a model file path -> (controller, action mode, control rate)."""
     if source == "expert":
         return ExpertAgent(), "motors", 240.0
+    if source == "teacher":  # what the hover students imitate: no true thrust, the observed integral
+        return ExpertAgent(teacher="integral"), "motors", 240.0
     from .agents import PolicyAgent
 
     agent = PolicyAgent(source)
@@ -64,7 +69,7 @@ def evaluate_source(source: str, spec: MatrixSpec, record_tier: str = "A45") -> 
         if record:
             trajectories = [{k: np.asarray(v).tolist() for k, v in r.trajectory.items()} for r in summary.results[:6]]
     info: dict = {"cells": per}
-    if source != "expert":
+    if source not in CLASSICAL:
         from ..policy.model_file import load_model
 
         m = load_model(source)
@@ -108,7 +113,7 @@ def run_matrix(sources: list[str], spec: MatrixSpec, progress: bool = True, reco
 
 
 def _label(source: str) -> str:
-    return "expert (privileged)" if source == "expert" else Path(source).stem
+    return CLASSICAL.get(source) or Path(source).stem
 
 
 def _fmt(v, pct=False, unit=""):
@@ -242,7 +247,7 @@ def neuron_traces(model_path: str, png: Path, seed: int = 0) -> Path:
 
 def verdict_lines(results: dict) -> list[str]:
     """Plain statements of who wins each headline figure among the learned controllers."""
-    learned = {s: i for s, i in results["controllers"].items() if s != "expert"}
+    learned = {s: i for s, i in results["controllers"].items() if s not in CLASSICAL}
     if len(learned) < 2:
         return []
     spec = results["spec"]
