@@ -19,12 +19,11 @@ from ..state import DroneState
 
 SENSOR_QOS = qos_profile_sensor_data  # best effort, keep last 5
 # Commands: best effort, depth 1 (DESIGN §3 said reliable "unless measured otherwise"). Measured on
-# this 2-core host: a reliable publish() cost 120 us median with a multi-ms p99 tail (the writer's
-# lock is shared with Fast DDS's heartbeat/ACK thread); best effort 57 us / 111 us. A resent
-# sample of a stale command is worth nothing to a control loop, and a lost one is replaced by the
-# next tick's; in lockstep the sim re-sends the tick and the policy answers it again
-# (PolicyCore), so a dropped command cannot stall it. A best-effort reader also matches
-# reliable writers (other tools, older nodes). PX4's ROS 2 setpoint topics use best effort too.
+# this 2-core host under load: a reliable publish() of a JointState cost 120 us median with a
+# multi-ms p99 tail, best effort 57 us / 111 us. A resent sample of a stale command is worth
+# nothing to a control loop, and a lost one is replaced by the next tick's; in lockstep the sim
+# re-sends the tick and the policy answers it again (PolicyCore), so a dropped command cannot
+# stall it. A best-effort reader also matches reliable writers (other tools, older nodes).
 COMMAND_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST)
 GOAL_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
                       durability=DurabilityPolicy.TRANSIENT_LOCAL)  # a late joiner still gets the goal
