@@ -108,3 +108,28 @@ def test_goal_error_of_one_sample_equals_the_batch_computation():
     np.testing.assert_allclose(one, batch, atol=1e-12)
     nan = goal_error({"odom": np.full(13, np.nan), "goal": goal[0]})
     assert nan.shape == (11,) and np.isnan(nan).any()
+
+
+def test_goal_error_integral_of_one_sample_equals_the_batch_computation():
+    from lnn_drone.policy.drone_features import goal_error_integral
+
+    rng = np.random.default_rng(1)
+    odom = rng.normal(size=(32, 13))
+    integral = rng.normal(size=(32, 3))
+    batch = goal_error_integral({"odom": odom, "error_integral": integral})
+    one = np.stack([goal_error_integral({"odom": o, "error_integral": i}) for o, i in zip(odom, integral)])
+    np.testing.assert_allclose(one, batch, atol=1e-12)
+
+
+def test_one_vehicle_fast_path_follows_the_batch_rule():
+    """The per-tick scalar path (one vehicle, 1-D samples) and the batched path agree."""
+    rng = np.random.default_rng(2)
+    one, batch = ErrorIntegrator(1), ErrorIntegrator(1)
+    for k in range(400):
+        odom = _odom(rng.normal(0, 0.4, 3) + [0, 0, 2], vel=rng.normal(0, 0.2, 3))
+        if k % 50 == 7:
+            odom[0] = np.nan
+        a = one.update(odom, GOAL, 0.01)
+        b = batch.update(odom[None], GOAL[None], 0.01)
+        np.testing.assert_allclose(a, b, atol=1e-12)
+    assert np.abs(one.value).sum() > 0.0

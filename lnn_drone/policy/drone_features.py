@@ -56,17 +56,26 @@ def goal_error(obs) -> np.ndarray:
     return np.concatenate([e_body, v_body, up_body, np.sin(dyaw)[..., None], np.cos(dyaw)[..., None]], -1)
 
 
+def _rotation_one(q: list) -> tuple[float, ...] | None:
+    """The 9 entries of R (body→world, row-major) of one quaternion xyzw in scalar arithmetic;
+    None for a zero or NaN quaternion (the batch code then produces the NaNs)."""
+    x, y, z, w = q
+    n = math.sqrt(x * x + y * y + z * z + w * w)
+    if not n > 0.0:
+        return None
+    x, y, z, w = x / n, y / n, z / n, w / n
+    return (1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w),
+            2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w),
+            2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y))
+
+
 def _goal_error_one(o: list, g: list) -> np.ndarray:
     """:func:`goal_error` of one sample in scalar arithmetic: the onboard node computes one per
     control tick, and ~15 tiny numpy calls cost more than the network itself (same maths)."""
-    x, y, z, w = o[3:7]
-    n = math.sqrt(x * x + y * y + z * z + w * w)
-    if not n > 0.0:  # zero or NaN quaternion: let the batch code produce the same NaNs
+    r = _rotation_one(o[3:7])
+    if r is None:
         return goal_error({"odom": np.asarray(o)[None], "goal": np.asarray(g)[None]})[0]
-    x, y, z, w = x / n, y / n, z / n, w / n
-    r00, r01, r02 = 1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)
-    r10, r11, r12 = 2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)
-    r20, r21, r22 = 2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)
+    r00, r01, r02, r10, r11, r12, r20, r21, r22 = r
     ex, ey, ez = g[0] - o[0], g[1] - o[1], g[2] - o[2]
     vx, vy, vz = o[7], o[8], o[9]
     dyaw = g[3] - math.atan2(r10, r00)
@@ -121,5 +130,11 @@ def goal_error_integral(obs) -> np.ndarray:
     if odom.shape[-1] != 13 or integral.shape[-1] != 3:
         raise ValueError(f"goal_error_integral needs odom (..., 13) and error_integral (..., 3), "
                          f"got {odom.shape} and {integral.shape}")
+    if odom.ndim == 1 and integral.ndim == 1:  # one sample per control tick on the drone
+        r = _rotation_one(odom[3:7].tolist())
+        if r is not None:
+            ix, iy, iz = (-integral).tolist()
+            return np.array([r[0] * ix + r[3] * iy + r[6] * iz, r[1] * ix + r[4] * iy + r[7] * iz,
+                             r[2] * ix + r[5] * iy + r[8] * iz])
     r0, r1, r2 = _rotation_rows(odom[..., 3:7])
     return _to_body(r0, r1, r2, -integral)
