@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 
 import numpy as np
@@ -146,6 +147,11 @@ def run(node: HilSimNode) -> int:
             i += 1
     except KeyboardInterrupt:
         pass
+    except Exception as exc:
+        if rclpy.ok():
+            raise
+        # a shutdown racing a publish (RCLError instead of ExternalShutdownException, see sim_node)
+        print(f"hil_sim_node: stopping ({type(exc).__name__}: {exc})", file=sys.stderr, flush=True)
     if c.results_file:
         lat = np.asarray(v.link.latency_s, dtype=float) * 1e6
         out = {"config": {"hil": "betaflight_sitl", "physics_hz": c.physics_hz, "control_hz": c.odom_rate_hz,

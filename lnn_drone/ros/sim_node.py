@@ -15,6 +15,8 @@ Sim time restarts at 0 with each episode (a backwards jump: the policy node rese
 from __future__ import annotations
 
 import json
+import os
+import sys
 import time
 from collections import deque
 
@@ -312,8 +314,13 @@ def run(node: SimNode) -> int:
             i += 1
     except KeyboardInterrupt:
         pass
-    if rclpy.ok():
-        node.publish_diagnostics(link.episode)
+    except Exception as exc:
+        if rclpy.ok():
+            raise
+        # SIGINT shut the context down in the middle of a publish: rclpy raises RCLError
+        # ("publisher's context is invalid") instead of ExternalShutdownException. The run was
+        # asked to stop; what it flew is still written below (it used to be lost).
+        print(f"sim_node: stopping ({type(exc).__name__}: {exc})", file=sys.stderr, flush=True)
     if node.cfg.results_file:
         out = {"config": {"lockstep": node.cfg.lockstep, "control_hz": node.cfg.sim.control_hz,
                           "physics_hz": node.cfg.sim.physics_hz, "tier": e.tier, "seed": e.seed,
@@ -324,8 +331,10 @@ def run(node: SimNode) -> int:
                "episodes": [{k: _jsonable(v) for k, v in r.__dict__.items() if k != "trajectory"}
                             | {"trajectory": {k: _jsonable(np.asarray(v)) for k, v in (r.trajectory or {}).items()}}
                             for r in results]}
-        with open(node.cfg.results_file, "w") as f:
+        tmp = node.cfg.results_file + ".tmp"
+        with open(tmp, "w") as f:
             json.dump(out, f)
+        os.replace(tmp, node.cfg.results_file)  # appears complete or not at all (lnn-drone fly waits for it)
     if not node.cfg.exit_when_done and rclpy.ok():
         try:
             executor.spin()
