@@ -9,9 +9,6 @@ The IMU the policy flies on comes from the flight controller, through the fc bri
 """
 from __future__ import annotations
 
-import json
-import os
-import sys
 import time
 
 import numpy as np
@@ -29,7 +26,8 @@ from . import convert as cv
 from .diagnostics import OK, diagnostic_array
 from .node_config import HilSimNodeConfig
 from .params import declare_config
-from .sim_node import CLOCK_QOS, _jsonable
+from .node_main import stopped_by_shutdown
+from .sim_node import CLOCK_QOS, write_results
 
 ARMED_OUTPUT = 0.01  # any motor output above this: the firmware is armed (idle is ~0.055)
 CLOCK_LEAD_PERIODS = 3.0
@@ -148,26 +146,20 @@ def run(node: HilSimNode) -> int:
     except KeyboardInterrupt:
         pass
     except Exception as exc:
-        if rclpy.ok():
-            raise
-        # a shutdown racing a publish (RCLError instead of ExternalShutdownException, see sim_node)
-        print(f"hil_sim_node: stopping ({type(exc).__name__}: {exc})", file=sys.stderr, flush=True)
+        if not stopped_by_shutdown("hil_sim_node", exc):
+            raise  # a shutdown racing a publish: what was flown is still written below
     if c.results_file:
         lat = np.asarray(v.link.latency_s, dtype=float) * 1e6
-        out = {"config": {"hil": "betaflight_sitl", "physics_hz": c.physics_hz, "control_hz": c.odom_rate_hz,
-                          "tier": e.tier, "seed": e.seed, "vehicle": c.vehicle, "real_time_factor": c.real_time_factor,
-                          "lockstep": False},
-               "link": {"commands_matched": node.commands_seen, "state_packets": v.link.sent, "motor_packets": v.link.received, "missed": v.link.missed,
-                        "latency_us_p50": float(np.percentile(lat, 50)) if lat.size else None,
-                        "latency_us_p99": float(np.percentile(lat, 99)) if lat.size else None},
-               "summary": summarize("ros-hil", node.settings, results).to_json_dict() if results else None,
-               "episodes": [{k: _jsonable(val) for k, val in r.__dict__.items() if k != "trajectory"}
-                            | {"trajectory": {k: _jsonable(np.asarray(val)) for k, val in (r.trajectory or {}).items()}}
-                            for r in results]}
-        tmp = c.results_file + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(out, f)
-        os.replace(tmp, c.results_file)  # appears complete or not at all (lnn-drone fly waits for it)
+        write_results(c.results_file,
+                      {"hil": "betaflight_sitl", "physics_hz": c.physics_hz, "control_hz": c.odom_rate_hz,
+                       "tier": e.tier, "seed": e.seed, "vehicle": c.vehicle, "real_time_factor": c.real_time_factor,
+                       "lockstep": False},
+                      {"commands_matched": node.commands_seen, "state_packets": v.link.sent,
+                       "motor_packets": v.link.received, "missed": v.link.missed,
+                       "latency_us_p50": float(np.percentile(lat, 50)) if lat.size else None,
+                       "latency_us_p99": float(np.percentile(lat, 99)) if lat.size else None},
+                      summarize("ros-hil", node.settings, results).to_json_dict() if results else None,
+                      results)
     if not c.exit_when_done:
         while rclpy.ok():  # hold the vehicle, keep clock and state going until shut down
             node.publish_clock()

@@ -39,6 +39,20 @@ def quiet_garbage_collector() -> None:
     gc.set_threshold(20_000, 50, 100)
 
 
+def stopped_by_shutdown(name: str, exc: Exception) -> bool:
+    """Whether ``exc`` is only how a shutdown showed up (then say so on stderr).
+
+    When SIGINT shuts the context down in the middle of a take or a publish, rclpy raises e.g.
+    "context not valid", "Unable to convert call argument" or RCLError "publisher's context is
+    invalid" instead of ExternalShutdownException. The node was asked to stop, and it stopped."""
+    import rclpy
+
+    if rclpy.ok():
+        return False
+    print(f"{name}: stopped during shutdown ({type(exc).__name__}: {exc})", file=sys.stderr, flush=True)
+    return True
+
+
 def run_node(name: str, factory: Callable, args=None, spin: Callable | None = None) -> int:
     prepare_process_environment()
     import rclpy
@@ -67,11 +81,7 @@ def run_node(name: str, factory: Callable, args=None, spin: Callable | None = No
     except (KeyboardInterrupt, ExternalShutdownException):
         return 0
     except Exception as exc:
-        if not rclpy.ok():
-            # SIGINT shut the context down while a callback was being taken: rclpy then raises
-            # e.g. "context not valid" or "Unable to convert call argument" instead of
-            # ExternalShutdownException. The node was asked to stop, and it stopped.
-            print(f"{name}: stopped during shutdown ({type(exc).__name__}: {exc})", file=sys.stderr, flush=True)
+        if stopped_by_shutdown(name, exc):
             return 0
         raise
     finally:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from collections import deque
 
@@ -284,8 +283,22 @@ def _jsonable(x):
     return x
 
 
+def write_results(path: str, config: dict, link: dict, summary: dict | None, results: list) -> None:
+    """The results file of a simulated flight (read by ``lnn-drone fly`` and the benchmarks),
+    episodes with their trajectories; it appears complete or not at all."""
+    out = {"config": config, "link": link, "summary": summary,
+           "episodes": [{k: _jsonable(v) for k, v in r.__dict__.items() if k != "trajectory"}
+                        | {"trajectory": {k: _jsonable(np.asarray(v)) for k, v in (r.trajectory or {}).items()}}
+                        for r in results]}
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(out, f)
+    os.replace(tmp, path)
+
+
 def run(node: SimNode) -> int:
     from ..training.evaluation import run_episode, summarize
+    from .node_main import stopped_by_shutdown
 
     executor = SingleThreadedExecutor()
     executor.add_node(node)
@@ -315,26 +328,16 @@ def run(node: SimNode) -> int:
     except KeyboardInterrupt:
         pass
     except Exception as exc:
-        if rclpy.ok():
-            raise
-        # SIGINT shut the context down in the middle of a publish: rclpy raises RCLError
-        # ("publisher's context is invalid") instead of ExternalShutdownException. The run was
-        # asked to stop; what it flew is still written below (it used to be lost).
-        print(f"sim_node: stopping ({type(exc).__name__}: {exc})", file=sys.stderr, flush=True)
+        if not stopped_by_shutdown("sim_node", exc):
+            raise  # a shutdown racing a publish: what was flown is still written below
     if node.cfg.results_file:
-        out = {"config": {"lockstep": node.cfg.lockstep, "control_hz": node.cfg.sim.control_hz,
-                          "physics_hz": node.cfg.sim.physics_hz, "tier": e.tier, "seed": e.seed,
-                          "vehicle": node.cfg.sim.vehicle},
-               "link": node.stats.summary(),
-               "summary": (summarize("ros", node.settings, results).to_json_dict() if results and node.visual is None
-                           else None),
-               "episodes": [{k: _jsonable(v) for k, v in r.__dict__.items() if k != "trajectory"}
-                            | {"trajectory": {k: _jsonable(np.asarray(v)) for k, v in (r.trajectory or {}).items()}}
-                            for r in results]}
-        tmp = node.cfg.results_file + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(out, f)
-        os.replace(tmp, node.cfg.results_file)  # appears complete or not at all (lnn-drone fly waits for it)
+        write_results(node.cfg.results_file,
+                      {"lockstep": node.cfg.lockstep, "control_hz": node.cfg.sim.control_hz,
+                       "physics_hz": node.cfg.sim.physics_hz, "tier": e.tier, "seed": e.seed,
+                       "vehicle": node.cfg.sim.vehicle},
+                      node.stats.summary(),
+                      summarize("ros", node.settings, results).to_json_dict() if results and node.visual is None else None,
+                      results)
     if not node.cfg.exit_when_done and rclpy.ok():
         try:
             executor.spin()
