@@ -213,6 +213,9 @@ class RandomizationConfig:
     kf_frac: float = param(0.05, lo=0.0, hi=0.5, doc="per-rotor thrust coefficient spread")
     km_frac: float = param(0.1, lo=0.0, hi=0.5, doc="per-rotor torque coefficient spread")
     thrust_to_weight: list = param([1.8, 3.0], lo=1.05, hi=20.0, doc="[min, max] thrust-to-weight")
+    thrust_to_weight_sampling: str = param("uniform", choices=("uniform", "hover_uniform"),
+                                           doc="uniform in T/W, or uniform in the hover thrust 1/(T/W): more "
+                                               "episodes at the low end, where hovering takes most of the thrust")
     motor_tau_s: list = param([0.02, 0.06], unit="s", lo=1e-3, hi=1.0, doc="[min, max] motor time constant")
     action_latency_s: list = param([0.0, 0.02], unit="s", lo=0.0, hi=0.2, doc="[min, max] actuation latency")
     imu_noise_scale: list = param([0.5, 3.0], lo=0.0, hi=100.0, doc="[min, max] multiplier on IMU noise")

@@ -109,3 +109,26 @@ def test_lifecycle_configure_fails_cleanly_on_a_bad_model(tmp_path):
         proc = h.start("policy_lifecycle_node", "policy", {"model": str(bad)})
         assert not h.lifecycle("policy", "configure")
         assert proc.poll() is None  # unconfigured, alive, can be fixed and configured again
+
+
+def test_realtime_priority_is_applied_or_refused_with_a_reason():
+    """``realtime_priority``: every thread of the process goes under SCHED_FIFO where permitted;
+    where not, a message that says what is missing, and the process runs on."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import os, threading, time\n"
+            "from lnn_drone.ros.scheduling import apply_realtime_priority\n"
+            "t = threading.Thread(target=time.sleep, args=(2,)); t.start()\n"
+            "msg = apply_realtime_priority(7)\n"
+            "tids = [int(x) for x in os.listdir('/proc/self/task')]\n"
+            "print(msg); print(sorted({os.sched_getscheduler(x) for x in tids}))\n"
+            "assert apply_realtime_priority(0) == ''\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    msg, policies = r.stdout.strip().splitlines()
+    if msg.startswith("SCHED_FIFO"):
+        assert policies == str([os.SCHED_FIFO]), "a thread was left on the normal scheduler"
+    else:
+        assert "not permitted" in msg and "CAP_SYS_NICE" in msg, msg

@@ -33,7 +33,7 @@ def test_ctbr_env_passes_check_env():
 def test_observation_is_a_dict_of_named_arrays():
     env = HoverEnv()
     obs, info = env.reset(seed=1)
-    assert set(obs) == {"imu", "odom", "goal", "last_action", "error_integral"}
+    assert set(obs) == {"imu", "odom", "goal", "last_action", "error_integral", "hover_thrust"}
     assert obs["imu"].shape == (6,) and obs["odom"].shape == (13,) and obs["goal"].shape == (4,)
     assert np.allclose(obs["odom"][3:7] @ obs["odom"][3:7], 1.0, atol=1e-5)  # unit quaternion
     assert np.allclose(obs["goal"], [0, 0, 2, 0])
@@ -96,6 +96,26 @@ def test_domain_randomization_draws_from_the_seed():
     env.reset(seed=5)
     assert env.sim.vehicle.mass_kg == pytest.approx(v1.vehicle.mass_kg)
     env.close()
+
+
+def test_hover_uniform_sampling_spreads_the_hover_thrust_evenly():
+    """``thrust_to_weight_sampling: hover_uniform`` draws 1/(T/W) uniformly: T/W stays in range,
+    and the low end (T/W < 1.5, hover above 2/3 of the thrust) gets its share, 23 % of 1.3-3."""
+    from lnn_drone.sim.randomization import sample_variation
+    from lnn_drone.vehicle import load_vehicle
+
+    nominal = load_vehicle("crazyflie2")
+    rng = np.random.default_rng(0)
+    draws = {}
+    for mode in ("uniform", "hover_uniform"):
+        cfg = RandomizationConfig(enabled=True, thrust_to_weight=[1.3, 3.0], thrust_to_weight_sampling=mode)
+        draws[mode] = np.array([sample_variation(nominal, cfg, rng).vehicle.thrust_to_weight for _ in range(4000)])
+        assert draws[mode].min() >= 1.3 - 1e-9 and draws[mode].max() <= 3.0 + 1e-9
+    low = {m: float((d < 1.5).mean()) for m, d in draws.items()}
+    assert low["uniform"] == pytest.approx(0.2 / 1.7, abs=0.02)
+    assert low["hover_uniform"] == pytest.approx((1 / 1.3 - 1 / 1.5) / (1 / 1.3 - 1 / 3.0), abs=0.02)
+    hover = 1.0 / draws["hover_uniform"]
+    assert np.histogram(hover, bins=4)[0].min() > 0.8 * len(hover) / 4, "hover thrust not spread evenly"
 
 
 def camera_world(width: int = 64, height: int = 64) -> tuple[QuadSim, Scene]:

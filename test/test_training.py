@@ -68,6 +68,15 @@ def test_short_dagger_run_improves_on_its_start(tmp_path):
     log = (tmp_path / "run" / "train_log.csv").read_text().splitlines()
     assert log[0].startswith("iteration,") and len(log) == 3  # header + iterations 0 and 1
     assert (tmp_path / "run" / "checkpoint.safetensors").exists()
+    # the weights the run ends with are those of the best-checked iteration
+    from lnn_drone.policy.model_file import load_model
+
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    assert result["selected_iteration"] == state["best"]["iteration"] in (0, 1)
+    assert sorted(p.name for p in (tmp_path / "run" / "iterations").iterdir()) == ["it00.safetensors", "it01.safetensors"]
+    best = load_model(tmp_path / "run" / "best.safetensors").tensors
+    for name, value in trainer.net.state_dict().items():
+        np.testing.assert_array_equal(value.numpy(), best[name])
 
 
 @pytest.mark.slow
@@ -161,6 +170,35 @@ def test_vehicle_classes_alternate_and_keep_their_relative_thrust_range(tmp_path
     assert scaled.thrust_to_weight == pytest.approx([1.3 * ratio, 3.0 * ratio])
     assert class_randomization(cfg.randomization, "crazyflie2", "crazyflie2") is cfg.randomization
     assert cfg.randomization.thrust_to_weight == [1.3, 3.0], "the main recipe must not be modified"
+
+
+def test_check_score_weighs_success_on_every_cell_against_precision():
+    t = DaggerTrainer.__new__(DaggerTrainer)  # check_score reads no state beyond the class
+
+    def check(a30_rmse, quad250):
+        return {"A30": {"success_rate": 1.0, "rmse_m_median": a30_rmse}, "quad250": {"success_rate": quad250}}
+
+    assert t.check_score(check(0.02, 1.0)) > t.check_score(check(0.01, 0.5)), "a failed cell outweighs 1 cm"
+    assert t.check_score(check(0.02, 0.9)) > t.check_score(check(0.08, 1.0)), "6 cm of RMSE outweighs 10 % of a cell"
+    assert t.check_score(check(0.01, 1.0)) > t.check_score(check(0.02, 1.0))
+    crashed = {"A30": {"success_rate": 0.0, "rmse_m_median": None}}
+    assert t.check_score(crashed) < t.check_score({"A30": {"success_rate": 0.0, "rmse_m_median": 0.9}})
+
+
+def test_baseline_recipes_are_the_hover_recipe_with_another_core(tmp_path):
+    """"Same data and budget": the baselines extend config/train_hover.yaml and change only the
+    name, the core and its network; a recipe that extends itself is refused."""
+    from lnn_drone.commands.train_cmd import read_recipe
+
+    hover = read_recipe(ROOT / "config" / "train_hover.yaml")
+    for name in ("gru16", "mlp64"):
+        recipe = read_recipe(ROOT / "config" / f"train_{name}.yaml")
+        differs = {k for k in set(hover) | set(recipe) if hover.get(k) != recipe.get(k)}
+        assert differs == {"name", "core", "network"}, (name, differs)
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\nname: a\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\nname: b\n")
+    with pytest.raises(ValueError, match="loops"):
+        read_recipe(tmp_path / "a.yaml")
 
 
 def test_unknown_teacher_in_a_recipe_is_refused(tmp_path):

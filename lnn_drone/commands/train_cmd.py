@@ -23,15 +23,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
+def read_recipe(path: Path, seen: tuple = ()) -> dict:
+    """A training YAML, with ``extends: other.yaml`` (relative to this file) resolved: the base's
+    fields, then this file's on top (top-level keys replace, ``network`` included). Baselines
+    extend the shipped recipe, so "same data and budget" holds by construction."""
+    import yaml
+
+    if path.resolve() in seen:
+        raise ValueError(f"{path}: 'extends' loops back on itself")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a training config is a mapping of TrainConfig fields")
+    base = data.pop("extends", None)
+    if base is None:
+        return data
+    return {**read_recipe(path.parent / str(base), seen + (path.resolve(),)), **data}
+
+
 def load_train_config(args):
     from ..config import from_dict
     from ..training.dagger import TrainConfig
 
-    data = {}
-    if args.config:
-        import yaml
-
-        data = yaml.safe_load(Path(args.config).read_text()) or {}
+    data = read_recipe(Path(args.config)) if args.config else {}
     for key, value in (("core", args.core), ("seed", args.seed), ("iterations", args.iterations),
                        ("final_eval_episodes", args.final_episodes), ("name", args.name)):
         if value is not None:
@@ -72,6 +85,8 @@ def run(args) -> int:
         provenance = {"trainer": "dagger", "config": asdict(cfg), "git_commit": git_commit(),
                       "dataset_episodes": len(trainer.dataset.episodes), "dataset_steps": trainer.dataset.steps,
                       "train_wall_s": round(result["train_wall_s"], 1)}
+        if "selected_iteration" in result:
+            provenance["selected_iteration"] = result["selected_iteration"]
         save_network(out, trainer.net, provenance=provenance)
         evaluation = trainer.final_evaluation(out)
         save_network(out, trainer.net, provenance=provenance, evaluation=evaluation)

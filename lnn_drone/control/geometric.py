@@ -91,11 +91,14 @@ class BatchGeometricController:
             self.integral[np.asarray(mask, dtype=bool)] = 0.0
 
     def __call__(self, position, quaternion, velocity, goal, dt: float,
-                 integral: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                 integral: np.ndarray | None = None,
+                 hover_fraction: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Collective thrust fraction (B,) and body rates (B, 3) for states and goals (B, 4).
 
         ``integral`` (B, 3), world ∫(p - p_goal) dt, replaces the controller's own integral: a
-        teacher whose integral term is one the student observes (see ``policy.error_integral``)."""
+        teacher whose integral term is one the student observes (see ``policy.error_integral``).
+        ``hover_fraction`` (B,) replaces the vehicle's mass / max thrust by an estimate of the
+        collective that hovers it (see ``policy.hover_thrust``), for the same reason."""
         g = self.gains
         goal = np.asarray(goal, dtype=float)
         r = quats_to_rotmats(np.asarray(quaternion, dtype=float))
@@ -124,7 +127,10 @@ class BatchGeometricController:
         f_des = a.copy()
         f_des[:, 2] += GRAVITY
         b3 = r[:, :, 2]
-        thrust = self.mass * (f_des * b3).sum(1) / self.max_total_thrust
+        if hover_fraction is None:
+            thrust = self.mass * (f_des * b3).sum(1) / self.max_total_thrust
+        else:
+            thrust = np.asarray(hover_fraction, dtype=float) * (f_des * b3).sum(1) / GRAVITY
         # desired attitude from the thrust direction and the goal yaw
         b3d = _unit(f_des)
         yaw = goal[:, 3]

@@ -94,6 +94,19 @@ def last_action(obs) -> np.ndarray:
     return np.asarray(obs["last_action"], dtype=np.float64)
 
 
+@register_feature("hover_thrust", dim=1, requires=("imu", "odom"))
+def hover_thrust(obs) -> np.ndarray:
+    """The estimated hover collective, a fraction of total thrust (see
+    :mod:`lnn_drone.policy.hover_thrust`): from the accelerometer, the odometry's velocity and the
+    policy's own commands,
+    kept by the env in training and by :class:`~lnn_drone.policy.policy.Policy` on the drone. It
+    tells a hover policy how strong the vehicle under it is (thrust-to-weight, payload, class)."""
+    if "hover_thrust" not in obs:
+        raise ValueError("hover_thrust is supplied by Policy.step (or the env); it is missing here")
+    h = np.asarray(obs["hover_thrust"], dtype=np.float64)
+    return h.reshape(*h.shape[:-1], 1) if h.ndim and h.shape[-1] == 1 else h[..., None]
+
+
 @register_feature("gravity_body", dim=3, requires=("attitude",))
 def gravity_body(obs) -> np.ndarray:
     """World "up" in the body frame (3rd row of R) from the IMU's attitude estimate

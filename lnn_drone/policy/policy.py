@@ -12,6 +12,7 @@ from typing import Iterable, Mapping
 import numpy as np
 
 from .error_integral import ErrorIntegrator
+from .hover_thrust import HoverThrustEstimator, body_z_velocity
 from .features import FeatureError, extract, required_observations
 from .model_file import LoadedModel, check_inputs, load_model
 from .runtime_numpy import NumpyRuntime
@@ -19,6 +20,7 @@ from .spec import ActionSpec, InputSpec
 
 LAST_ACTION = "last_action"  # the model's own previous command, fed back by :class:`Policy`
 ERROR_INTEGRAL = "error_integral"  # ∫(p - p_goal) dt, kept by :class:`Policy` for models that read it
+HOVER_THRUST = "hover_thrust"  # estimated hover collective, kept by :class:`Policy` for models that read it
 
 __all__ = ["Policy"]
 
@@ -48,6 +50,8 @@ class Policy:
         self._last_action = np.zeros(cfg.action.dim)
         # likewise the position-error integral (``goal_error_integral``): same class as the envs
         self._integrator = ErrorIntegrator(1) if "goal_error_integral" in self.model.input_names else None
+        # and the hover-thrust estimate (accelerometer + own commands): same class as the envs
+        self._hover_estimator = HoverThrustEstimator(1) if HOVER_THRUST in self.model.input_names else None
 
     @classmethod
     def load(cls, path: str | os.PathLike, available_observations: Iterable[str] | None = None, record: bool = False) -> "Policy":
@@ -81,6 +85,8 @@ class Policy:
         self._last_action = np.zeros_like(self._last_action)
         if self._integrator is not None:
             self._integrator.reset()
+        if self._hover_estimator is not None:
+            self._hover_estimator.reset()
 
     @property
     def state(self) -> np.ndarray:
@@ -90,6 +96,20 @@ class Policy:
     def internals(self) -> np.ndarray | None:
         """With ``record=True``: CfC time gates or LTC time constants of the last step."""
         return self.runtime.aux
+
+    def _estimate_hover_thrust(self, observation: Mapping[str, np.ndarray], dt: float) -> np.ndarray:
+        """Advance the hover-thrust estimate with this tick's accelerometer and the previous
+        command (the caller's ``last_action`` if it supplies one, else the policy's own)."""
+        if "imu" not in observation or "odom" not in observation:
+            raise FeatureError(f"input 'hover_thrust' needs observation keys imu and odom; got {sorted(observation)}")
+        imu = np.asarray(observation["imu"], dtype=np.float64).reshape(-1)
+        odom = np.asarray(observation["odom"], dtype=np.float64).reshape(-1)
+        if imu.shape != (6,) or odom.shape != (13,):
+            raise FeatureError(f"input 'hover_thrust' needs imu (6,) and odom (13,), got {imu.shape} and {odom.shape}")
+        a = observation.get(LAST_ACTION, self._last_action)
+        a = a.tolist() if isinstance(a, np.ndarray) else list(a)
+        collective = a[0] if self.action_mode == "ctbr" else 0.25 * (a[0] + a[1] + a[2] + a[3])
+        return np.array([self._hover_estimator.update_one(float(imu[5]), float(collective), body_z_velocity(odom), dt)])
 
     def step(self, observation: Mapping[str, np.ndarray], dt: float) -> np.ndarray:
         if not isinstance(dt, (int, float, np.floating, np.integer)) or not math.isfinite(dt) or dt < 0:
@@ -104,6 +124,8 @@ class Policy:
             except ValueError as exc:
                 raise FeatureError(f"input 'goal_error_integral': {exc}") from exc
             observation = {**observation, ERROR_INTEGRAL: value[0]}
+        if self._hover_estimator is not None and HOVER_THRUST not in observation:
+            observation = {**observation, HOVER_THRUST: self._estimate_hover_thrust(observation, float(dt))}
         for name, shape, view in self._vector:
             extract(name, observation, shape, out=view)
         if self._image is not None:
@@ -112,6 +134,6 @@ class Policy:
                 raise FeatureError(f"input {self._image.name!r} must be uint8 RGB, got dtype {img.dtype}")
             self.runtime.set_input(self._image.name, img)
         command = self.runtime.run(float(dt))
-        if self._feeds_back:
+        if self._feeds_back or self._hover_estimator is not None:
             self._last_action = command.copy()
         return command

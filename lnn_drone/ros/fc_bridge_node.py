@@ -22,6 +22,7 @@ from ..fc import FcError, create_backend
 from . import convert as cv
 from .diagnostics import ERROR, OK, WARN, diagnostic_array
 from .node_config import FcBridgeNodeConfig
+from .scheduling import schedule_node
 from .params import ConfigGuard, declare_config
 
 JITTER_CLAMP_NS = 100_000_000
@@ -31,6 +32,7 @@ class FcBridgeNode(Node):
     def __init__(self, **kwargs):
         super().__init__("fc_bridge", **kwargs)
         self.cfg: FcBridgeNodeConfig = declare_config(self, FcBridgeNodeConfig)
+        schedule_node(self, self.cfg.realtime_priority)
         c = self.cfg
         kwargs = {}
         if c.backend == "sim":

@@ -50,6 +50,8 @@ class SimNodeConfig:
     results_file: str = param("", doc="write the episodes' results (JSON) here at the end; empty = don't")
     exit_when_done: bool = param(True, doc="exit after the last episode (lnn-drone fly stops the graph then)")
     frame_prefix: str = param("", doc="prefix of the odom/base_link frame ids (several drones side by side)")
+    realtime_priority: int = param(0, lo=0, hi=98, doc="SCHED_FIFO priority of the node's threads (onboard: e.g. 80); "
+                                   "0 = normal scheduling; needs CAP_SYS_NICE or an rtprio limit, else a warning")
     episode: EpisodeConfig = field(default_factory=EpisodeConfig)
     sim: SimConfig = field(default_factory=SimConfig)
 
@@ -74,6 +76,8 @@ class PolicyNodeConfig:
                                        doc="thrust of the descend failsafe as a fraction of hover thrust")
     publish_internals: bool = param(False, runtime=True, doc="publish neuron states on ~/neurons (Float32MultiArray)")
     diagnostics_period_s: float = param(1.0, unit="s", lo=0.05, hi=60.0, doc="period of /diagnostics")
+    realtime_priority: int = param(0, lo=0, hi=98, doc="SCHED_FIFO priority of the node's threads (onboard: e.g. 80); "
+                                   "0 = normal scheduling; needs CAP_SYS_NICE or an rtprio limit, else a warning")
 
 
 @dataclass
@@ -86,6 +90,8 @@ class FcBridgeNodeConfig:
                                      doc="no command for this long -> the FC's own failsafe (motors off, disarm)")
     auto_arm: bool = param(True, doc="arm on the first valid command (sim backend); hardware needs an explicit arm")
     publish_odom: bool = param(True, doc="publish odom when the backend has an estimate (sim: true state)")
+    realtime_priority: int = param(0, lo=0, hi=98, doc="SCHED_FIFO priority of the node's threads (onboard: e.g. 80); "
+                                   "0 = normal scheduling; needs CAP_SYS_NICE or an rtprio limit, else a warning")
     sim: SimConfig = field(default_factory=SimConfig)
     initial_position: list = param([0.0, 0.0, 2.0], unit="m", lo=-1000.0, hi=1000.0, doc="sim backend: start position (ENU)")
 

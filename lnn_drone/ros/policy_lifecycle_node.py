@@ -7,6 +7,7 @@ from __future__ import annotations
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
 from .node_config import PolicyNodeConfig
+from .scheduling import schedule_node
 from .params import ConfigGuard, declare_config
 from .policy_node import PolicyGraph
 
@@ -15,6 +16,7 @@ class PolicyLifecycleNode(LifecycleNode):
     def __init__(self, **kwargs):
         super().__init__("policy", **kwargs)
         self.cfg = declare_config(self, PolicyNodeConfig)
+        schedule_node(self, self.cfg.realtime_priority)
         self.graph: PolicyGraph | None = None
         self.guard = ConfigGuard(self, self.cfg, self._apply)
 

@@ -24,6 +24,7 @@ from std_msgs.msg import Float32MultiArray
 from . import convert as cv
 from .diagnostics import ERROR, OK, WARN, diagnostic_array
 from .node_config import PolicyNodeConfig
+from .scheduling import schedule_node
 from .params import ConfigGuard, declare_config
 from .policy_logic import Command, ExpertAdapter, PolicyController, PolicyCore
 from diagnostic_msgs.msg import DiagnosticArray
@@ -115,7 +116,13 @@ class PolicyGraph:
         return self.node.get_clock().now().nanoseconds
 
     def _feed(self, name: str, stamp, value: np.ndarray | None, error: str = "") -> None:
-        self._publish(self.core.on_sample(name, cv.msg_to_ns(stamp), value, self._now(), error))
+        cmd = self.core.on_sample(name, cv.msg_to_ns(stamp), value, self._now(), error)
+        if cmd is not None and not cmd.failsafe:
+            # a tick answered: the watchdog restarts its countdown, so while inputs flow it never
+            # fires (one executor wake-up less per tick); one period after the last answered tick
+            # it checks the inputs' ages, and declares the failsafe by the second period at most
+            self.watchdog_timer.reset()
+        self._publish(cmd)
 
     def _on_imu(self, m: Imu) -> None:
         if "attitude" in self.core.inputs:  # before imu: both belong to the same tick
@@ -241,6 +248,7 @@ class PolicyNode(Node):
     def __init__(self, **kwargs):
         super().__init__("policy", **kwargs)
         cfg = declare_config(self, PolicyNodeConfig)
+        schedule_node(self, cfg.realtime_priority)
         self.graph = PolicyGraph(self, cfg)
         self.graph.set_internals(cfg.publish_internals)
         self.guard = ConfigGuard(self, cfg, self.graph.apply)

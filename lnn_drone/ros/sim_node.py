@@ -33,6 +33,7 @@ from sensor_msgs.msg import CameraInfo, Image, Imu, JointState
 from . import convert as cv
 from .diagnostics import OK, WARN, diagnostic_array
 from .node_config import SimNodeConfig
+from .scheduling import schedule_node
 from .params import declare_config
 
 CLOCK_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
@@ -67,6 +68,7 @@ class SimNode(Node):
     def __init__(self, **kwargs):
         super().__init__("sim", **kwargs)
         self.cfg: SimNodeConfig = declare_config(self, SimNodeConfig)
+        schedule_node(self, self.cfg.realtime_priority)
         from ..training.evaluation import EvalSettings, make_env
 
         c, e = self.cfg, self.cfg.episode

@@ -21,6 +21,7 @@ from ..config import RandomizationConfig, SimConfig, validate
 from ..control.mixer import Mixer
 from ..control.rate import RateController
 from ..policy.error_integral import ErrorIntegrator
+from ..policy.hover_thrust import HoverThrustEstimator, body_z_velocity
 from ..state import DroneState
 from ..vehicle import VehicleSpec, load_vehicle
 from .initial_states import Tier, get_tier, sample_initial_state
@@ -90,6 +91,9 @@ class QuadrotorEnv(gym.Env):
             # ∫(p - p_goal) dt from the odometry above (world, m·s), kept exactly as the onboard
             # Policy keeps it, for policies with integral action (``goal_error_integral``)
             "error_integral": spaces.Box(-np.inf, np.inf, (3,), np.float32),
+            # the hover collective estimated from the accelerometer and last_action, kept exactly
+            # as the onboard Policy keeps it (``policy.hover_thrust``)
+            "hover_thrust": spaces.Box(0.0, 1.0, (1,), np.float32),
         }
         cam = self.sim_config.camera
         if cam.enabled:
@@ -105,6 +109,7 @@ class QuadrotorEnv(gym.Env):
         self._goal_t = tuple(self.goal.tolist())
         self._last_action = (0.0, 0.0, 0.0, 0.0)
         self._integrator = ErrorIntegrator(1)
+        self._hover_estimator = HoverThrustEstimator(1)
         self._floor_z = self.sim.body_half_height + self.task.ground_clearance_m
         self._max_dist = self.task.max_distance_m
         self.variation = EpisodeVariation(self.nominal_vehicle)
@@ -143,6 +148,7 @@ class QuadrotorEnv(gym.Env):
         self._steps = 0
         self._last_action = (0.0, 0.0, 0.0, 0.0)
         self._integrator.reset()
+        self._hover_estimator.reset()
         self._after_reset(rng)
         self._goal32 = self.goal.astype(np.float32)
         self._goal_t = tuple(self.goal.tolist())
@@ -213,12 +219,23 @@ class QuadrotorEnv(gym.Env):
             obs = {"imu": np.array(imu.gyro + imu.accel, dtype=np.float32), "odom": odom, "goal": self._goal32.copy(),
                    "last_action": np.array(self._last_action, dtype=np.float32)}
         obs["error_integral"] = self._integrator.update(obs["odom"], obs["goal"], self.control_dt)[0].astype(np.float32)
+        a = self._last_action
+        collective = a[0] if self.action_mode == "ctbr" else 0.25 * (a[0] + a[1] + a[2] + a[3])
+        v_z = body_z_velocity(obs["odom"])
+        obs["hover_thrust"] = np.array([self._hover_estimator.update_one(imu.accel[2], collective, v_z, self.control_dt)],
+                                       dtype=np.float32)
         return self._with_image(obs)
 
     @property
     def error_integral(self) -> np.ndarray:
         """World-frame ∫(p - p_goal) dt of the current observation (what ``teacher="integral"`` applies)."""
         return self._integrator.value[0]
+
+    @property
+    def hover_thrust(self) -> float:
+        """The estimated hover collective of the current observation (what ``teacher="adaptive"``
+        flies with instead of the true vehicle's)."""
+        return float(self._hover_estimator.value[0])
 
     def _with_image(self, obs: dict) -> dict:
         cam = self.sim.camera

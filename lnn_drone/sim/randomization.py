@@ -39,7 +39,10 @@ def sample_variation(nominal: VehicleSpec, cfg: RandomizationConfig, rng: np.ran
     u = rng.uniform
     mass = nominal.mass_kg * u(1 - cfg.mass_frac, 1 + cfg.mass_frac)
     inertia = tuple(i * u(1 - cfg.inertia_frac, 1 + cfg.inertia_frac) for i in nominal.inertia_kg_m2)
-    tw = u(*cfg.thrust_to_weight)
+    if cfg.thrust_to_weight_sampling == "hover_uniform":
+        tw = 1.0 / u(1.0 / cfg.thrust_to_weight[1], 1.0 / cfg.thrust_to_weight[0])
+    else:
+        tw = u(*cfg.thrust_to_weight)
     vehicle = nominal.replace(mass_kg=mass, inertia_kg_m2=inertia, thrust_to_weight=tw)
     kf = tuple(float(u(1 - cfg.kf_frac, 1 + cfg.kf_frac)) for _ in range(4))
     km = tuple(float(u(1 - cfg.km_frac, 1 + cfg.km_frac)) for _ in range(4))

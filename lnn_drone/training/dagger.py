@@ -90,13 +90,20 @@ class TrainConfig:
     odom_position_noise_m: float = 0.003
     odom_velocity_noise_mps: float = 0.01
     rollout_batch: int = 16
-    check_episodes: int = 16           # quick A30 check after each iteration (protocol seed 1000)
+    check_episodes: int = 16           # episodes per check cell after each iteration (protocol seed 1000)
+    # held-out check cells (name -> EvalSettings overrides, e.g. {vehicle: quad250} or
+    # {thrust_to_weight: 1.3, latency_ms: 20}); "A30" (nominal) is always one of them
+    check_cells: dict = field(default_factory=lambda: {"A30": {}})
+    # ship the iteration that scores best on the check (mean success - 5 x A30 RMSE in m) rather
+    # than the last one: a DAgger run's quality swings from one iteration to the next
+    select_best: bool = True
     final_eval_episodes: int = 50      # per tier, written into the model file
     seed: int = 0
     threads: int = 2
 
 
 class DaggerTrainer:
+    NOMINAL_CHECK = "A30"   # the check cell whose RMSE breaks ties and fills the log's check_* columns
     def __init__(self, config: TrainConfig, run_dir: str | Path, progress: bool = True):
         import torch
 
@@ -112,6 +119,7 @@ class DaggerTrainer:
         self.net = None
         self.optimizer = None
         self.log_path = self.run_dir / "train_log.csv"
+        self.best: dict | None = None   # {"iteration", "score"} of the best checked iteration so far
 
     def _make_envs(self) -> list:
         """The rollout envs (one per episode flown side by side)."""
@@ -226,13 +234,31 @@ class DaggerTrainer:
             mix = np.eye(4, dtype=np.float32)
         return torch.from_numpy(mix), torch.tensor(self.cfg.loss_weights, dtype=torch.float32)
 
-    def quick_check(self) -> dict:
+    def quick_check(self, overrides: dict | None = None) -> dict:
+        """One held-out check cell: A30 from protocol seed 1000 (never a final-evaluation seed)."""
         from .agents import TorchPolicyAgent
 
-        s = EvalSettings(tier="A30", episodes=self.cfg.check_episodes, seed=1000, vehicle=self.cfg.vehicle,
-                         action_mode=self.cfg.action_mode, control_hz=self.cfg.control_hz,
-                         physics_hz=self.cfg.physics_hz)
+        settings = {"tier": "A30", "vehicle": self.cfg.vehicle, **(overrides or {})}
+        s = EvalSettings(episodes=self.cfg.check_episodes, seed=1000, action_mode=self.cfg.action_mode,
+                         control_hz=self.cfg.control_hz, physics_hz=self.cfg.physics_hz, **settings)
         return evaluate(TorchPolicyAgent(self.net), s).to_json_dict()
+
+    def check(self) -> dict[str, dict]:
+        """Every check cell ({name: summary}); the nominal "A30" cell first."""
+        cells = {"A30": {}, **{k: v for k, v in self.cfg.check_cells.items() if k != "A30"}}
+        return {name: self.quick_check(over) for name, over in cells.items()}
+
+    RMSE_WEIGHT_PER_M = 5.0   # check score: 1 cm of nominal RMSE costs as much as 5 % of success
+
+    def check_score(self, check: dict[str, dict]) -> float:
+        """Higher is better: mean success over the cells minus 5 x the nominal cell's RMSE (m).
+
+        Success alone is too coarse on 16 episodes a cell (and one cell's swing would pick an
+        imprecise iteration); RMSE alone ignores the hard cells. A cell with no RMSE (every
+        episode crashed) counts as 1 m."""
+        success = float(np.mean([c["success_rate"] for c in check.values()]))
+        rmse = check[self.NOMINAL_CHECK]["rmse_m_median"]
+        return round(success - self.RMSE_WEIGHT_PER_M * (1.0 if rmse is None else min(float(rmse), 1.0)), 6)
 
     # ------------------------------------------------------------------ bookkeeping
     def _bar(self, total: int, desc: str):
@@ -250,13 +276,29 @@ class DaggerTrainer:
                 w.writeheader()
             w.writerow(row)
 
-    def _save_checkpoint(self, iteration: int, elapsed: float) -> None:
+    def _save_checkpoint(self, iteration: int, elapsed: float, score: float) -> None:
+        import shutil
+
         from ..policy.model_file import save_network
 
         self.dataset.save(self.run_dir / "dataset.npz")
         save_network(self.run_dir / "checkpoint.safetensors", self.net, provenance={"iteration": iteration})
+        # every iteration's weights are kept (12 kB each), so another selection rule can be
+        # applied to a finished run
+        (self.run_dir / "iterations").mkdir(exist_ok=True)
+        shutil.copyfile(self.run_dir / "checkpoint.safetensors", self.run_dir / "iterations" / f"it{iteration:02d}.safetensors")
+        if self.best is None or score > self.best["score"]:
+            shutil.copyfile(self.run_dir / "checkpoint.safetensors", self.run_dir / "best.safetensors")
+            self.best = {"iteration": iteration, "score": score}
         (self.run_dir / "state.json").write_text(json.dumps({"iteration": iteration, "elapsed_s": elapsed,
+                                                            "best": self.best,
                                                             "config": _jsonable(asdict(self.cfg))}))
+
+    def _load_weights(self, path: Path) -> None:
+        from ..policy.model_file import load_model
+
+        model = load_model(path)
+        self.net.load_state_dict({k: self.torch.from_numpy(np.ascontiguousarray(v)) for k, v in model.tensors.items()})
 
     def _resume(self) -> tuple[int, float]:
         state_path = self.run_dir / "state.json"
@@ -280,7 +322,8 @@ class DaggerTrainer:
         self.dataset = Dataset.load(self.run_dir / "dataset.npz")
         model = load_model(self.run_dir / "checkpoint.safetensors")
         self.net = build_policy_network(model.config, seed=self.cfg.seed)
-        self.net.load_state_dict({k: self.torch.from_numpy(np.ascontiguousarray(v)) for k, v in model.tensors.items()})
+        self._load_weights(self.run_dir / "checkpoint.safetensors")
+        self.best = state.get("best")
         # Adam moments are not carried over (the model file holds weights only): documented
         self.optimizer = self.torch.optim.Adam(self.net.parameters(), lr=self.cfg.lr)
         return int(state["iteration"]), float(state["elapsed_s"])
@@ -300,18 +343,27 @@ class DaggerTrainer:
                 beta = self.cfg.beta0 * 0.5 ** (it - 1)
                 stats = self.collect(it, self.cfg.episodes_per_iteration, 1.0 - beta)
                 loss = self.train(it, self.cfg.updates_per_iteration)
-            check = self.quick_check()
+            checks = self.check()
+            check, score = checks[self.NOMINAL_CHECK], self.check_score(checks)
             elapsed = elapsed_before + time.perf_counter() - t0
             self._log({"iteration": it, "episodes": len(self.dataset.episodes), "steps": self.dataset.steps,
                        "rollout_crashes": stats["crashes"], "student_episodes": stats["student_episodes"],
                        "loss": f"{loss:.6g}", "check_success": check["success_rate"],
                        "check_rmse_m": check["rmse_m_median"], "check_settle_s": check["settle_s_median"],
-                       "lr": f"{self._lr(it):.3g}", "elapsed_s": f"{elapsed:.1f}"})
-            self._save_checkpoint(it, elapsed)
+                       **{f"check_{name}_success": c["success_rate"] for name, c in checks.items() if name != self.NOMINAL_CHECK},
+                       "check_score": score, "lr": f"{self._lr(it):.3g}", "elapsed_s": f"{elapsed:.1f}"})
+            self._save_checkpoint(it, elapsed, score)
             if self.progress:
-                print(f"iteration {it}: loss {loss:.3e}, A30 check success {check['success_rate']:.0%} "
-                      f"rmse {check['rmse_m_median']}, {elapsed:.0f} s", flush=True)
-        return {"train_wall_s": elapsed_before + time.perf_counter() - t0}
+                others = "".join(f", {name} {c['success_rate']:.0%}" for name, c in checks.items() if name != self.NOMINAL_CHECK)
+                print(f"iteration {it}: loss {loss:.3e}, {self.NOMINAL_CHECK} check success {check['success_rate']:.0%} "
+                      f"rmse {check['rmse_m_median']}{others}, {elapsed:.0f} s", flush=True)
+        selected = self.cfg.iterations
+        if self.cfg.select_best and self.best is not None:
+            self._load_weights(self.run_dir / "best.safetensors")
+            selected = int(self.best["iteration"])
+            if self.progress:
+                print(f"selected iteration {selected} (best check score {self.best['score']})", flush=True)
+        return {"train_wall_s": elapsed_before + time.perf_counter() - t0, "selected_iteration": selected}
 
     def final_evaluation(self, model_path: str | Path, episodes: int | None = None) -> dict:
         from .agents import PolicyAgent

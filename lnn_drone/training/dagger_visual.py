@@ -112,6 +112,11 @@ class VisualDaggerTrainer(DaggerTrainer):
         self.optimizer = self.torch.optim.Adam(self.net.parameters(), lr=c.lr)
         return self.net
 
+    NOMINAL_CHECK = "nominal"
+
+    def check(self) -> dict[str, dict]:
+        return {"nominal": self.quick_check()}
+
     def quick_check(self) -> dict:
         from .agents import TorchPolicyAgent
 

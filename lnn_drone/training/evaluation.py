@@ -40,7 +40,7 @@ class ExpertAgent:
 
     name = "expert"
     REFERENCE_LAG_S = 0.045  # motor lag + latency the nominal gains are tuned for
-    TEACHERS = ("privileged", "integral")
+    TEACHERS = ("privileged", "integral", "adaptive")
 
     def __init__(self, use_true_vehicle: bool = True, teacher: str = "privileged"):
         """``teacher="privileged"``: true mass and thrust, its own integral (the classical
@@ -48,7 +48,10 @@ class ExpertAgent:
         term applied is the env's observed ``error_integral``. Its labels are then a function of
         what a student with ``goal_error_integral`` sees, so a student can learn the integral
         action that removes steady offsets, instead of the average of hover thrusts it cannot
-        see. The rate loop and mixer still use the true vehicle."""
+        see. ``teacher="adaptive"``: as ``integral``, but the hover thrust is the env's observed
+        estimate (``hover_thrust``, from the accelerometer and the commands) instead of the
+        nominal one, so the teacher flies any thrust-to-weight and its labels stay a function of
+        the student's inputs. The rate loop and mixer still use the true vehicle."""
         if teacher not in self.TEACHERS:
             raise ValueError(f"teacher must be one of {self.TEACHERS}, got {teacher!r}")
         self.use_true_vehicle = use_true_vehicle
@@ -60,6 +63,16 @@ class ExpertAgent:
         motors or added latency would make it oscillate, so the privileged expert slows down."""
         return min(1.0, cls.REFERENCE_LAG_S / max(motor_tau_s + latency_s, 1e-3))
 
+    ADAPTIVE_KI_Z = 3.0
+
+    def gains(self):
+        """The position loop's gains: with the hover thrust estimated, the vertical integral
+        only has pushes left to absorb, so it is as slow as the horizontal one (a stronger one
+        winds up during the recovery's sag and overshoots)."""
+        from ..control.geometric import GeometricGains
+
+        return GeometricGains(ki_z=self.ADAPTIVE_KI_Z) if self.teacher == "adaptive" else GeometricGains()
+
     def reset(self, envs: list) -> None:
         from ..control.geometric import BatchGeometricController
         from ..control.mixer import Mixer
@@ -69,8 +82,8 @@ class ExpertAgent:
         vehicles = [b.variation.vehicle if self.use_true_vehicle else b.nominal_vehicle for b in bases]
         speed = np.array([self.loop_speed(b.sim.motor_tau_down_s, b.sim.action_latency_s) if self.use_true_vehicle
                           else 1.0 for b in bases])
-        thrust_model = [b.nominal_vehicle for b in bases] if self.teacher == "integral" else vehicles
-        self._geo = BatchGeometricController.for_vehicles(thrust_model, speed=speed)
+        thrust_model = [b.nominal_vehicle for b in bases] if self.teacher != "privileged" else vehicles
+        self._geo = BatchGeometricController.for_vehicles(thrust_model, self.gains(), speed=speed)
         self._rate = RateController(vehicles, speed=speed)
         if self.use_true_vehicle:
             self._mixer = Mixer(vehicles, [b.variation.kf_scale for b in bases], [b.variation.km_scale for b in bases])
@@ -86,8 +99,9 @@ class ExpertAgent:
         quat = np.array([b.sim._quat for b in bases])
         vel = np.array([b.sim._vel for b in bases])
         goal = np.array([b.goal for b in bases])
-        integral = np.array([b.error_integral for b in bases]) if self.teacher == "integral" else None
-        thrust, rates = self._geo(pos, quat, vel, goal, self._dt, integral=integral)
+        integral = np.array([b.error_integral for b in bases]) if self.teacher != "privileged" else None
+        hover = np.array([b.hover_thrust for b in bases]) if self.teacher == "adaptive" else None
+        thrust, rates = self._geo(pos, quat, vel, goal, self._dt, integral=integral, hover_fraction=hover)
         return np.column_stack([thrust, rates])
 
     def motors(self, envs: list, ctbr: np.ndarray | None = None) -> np.ndarray:

@@ -41,15 +41,15 @@ def cells(spec: MatrixSpec) -> list[tuple[str, dict]]:
     return out
 
 
-CLASSICAL = {"expert": "expert (privileged)", "teacher": "teacher (integral, nominal thrust)"}
+CLASSICAL = {"expert": "expert (privileged)", "teacher": "teacher (estimated hover thrust + observed integral)"}
 
 
 def make_controller(source: str):
     """'expert', 'teacher' or a model file path -> (controller, action mode, control rate)."""
     if source == "expert":
         return ExpertAgent(), "motors", 240.0
-    if source == "teacher":  # what the hover students imitate: no true thrust, the observed integral
-        return ExpertAgent(teacher="integral"), "motors", 240.0
+    if source == "teacher":  # what the hover students imitate: the observed thrust estimate and integral
+        return ExpertAgent(teacher="adaptive"), "motors", 240.0
     from .agents import PolicyAgent
 
     agent = PolicyAgent(source)
