@@ -3,6 +3,7 @@ same seeded A30 episodes as the in-process evaluation and must give the same res
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,14 +17,14 @@ from lnn_drone.training.evaluation import EvalSettings, ExpertAgent, evaluate  #
 TRAJ_TOL_M = 1e-6
 
 
-def fly_over_ros(tmp_path, policy_params: dict, episodes: int) -> dict:
+def fly_over_ros(tmp_path, policy_params: dict, episodes: int, control_hz: float = 240.0) -> dict:
     results = tmp_path / "results.json"
     with RosHarness(tmp_path / "logs") as h:
-        h.start("policy_node", "policy", {"use_sim_time": True, "control_rate_hz": 240.0, "sync": "exact", **policy_params})
+        h.start("policy_node", "policy", {"use_sim_time": True, "control_rate_hz": control_hz, "sync": "exact", **policy_params})
         # the lockstep timeout is a hang guard here, not a deadline: on a loaded 2-core machine a
         # command may legitimately take seconds, and a timed-out tick would change the trajectory
         sim = h.start("sim_node", "sim", {"lockstep": True, "lockstep_timeout_s": 120.0,
-                                          "episode.count": episodes, "episode.tier": "A30",
+                                          "sim.control_hz": control_hz, "episode.count": episodes, "episode.tier": "A30",
                                           "episode.seed": 0, "results_file": str(results), "exit_when_done": True})
         rc = sim.wait(timeout=60 + 30 * episodes)  # hang guard only
         assert rc == 0, h.graph.log_tail("sim")
@@ -55,6 +56,19 @@ def test_model_file_over_ros_matches_in_process(tmp_path):
     ros = fly_over_ros(tmp_path, {"controller": "policy", "model": str(model)}, episodes=3)
     ref = evaluate(PolicyAgent(model), EvalSettings(tier="A30", episodes=3, seed=0), record=True)
     _compare(ros, ref)
+
+
+SHIPPED = Path(__file__).resolve().parents[1] / "models" / "hover.safetensors"
+
+
+@pytest.mark.skipif(not SHIPPED.exists(), reason="models/hover.safetensors not trained yet")
+def test_shipped_model_over_ros_matches_in_process(tmp_path):
+    """The shipped model reads state the node keeps itself (its last command, the error integral,
+    the hover-thrust estimate): over ROS it must fly the trajectories it flies in process."""
+    ros = fly_over_ros(tmp_path, {"controller": "policy", "model": str(SHIPPED)}, episodes=2, control_hz=120.0)
+    ref = evaluate(PolicyAgent(SHIPPED), EvalSettings(tier="A30", episodes=2, seed=0, control_hz=120.0), record=True)
+    _compare(ros, ref)
+    assert ros["summary"]["success_rate"] == ref.success_rate == 1.0
 
 
 def test_lockstep_sim_resends_a_tick_that_got_no_command(tmp_path):

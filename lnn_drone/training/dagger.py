@@ -103,7 +103,9 @@ class TrainConfig:
 
 
 class DaggerTrainer:
-    NOMINAL_CHECK = "A30"   # the check cell whose RMSE breaks ties and fills the log's check_* columns
+    NOMINAL_CHECK = "A30"     # the check cell whose RMSE enters the check score and fills the log's check_* columns
+    RMSE_WEIGHT_PER_M = 5.0   # check score: 1 cm of nominal RMSE costs as much as 5 % of success
+
     def __init__(self, config: TrainConfig, run_dir: str | Path, progress: bool = True):
         import torch
 
@@ -248,8 +250,6 @@ class DaggerTrainer:
         cells = {"A30": {}, **{k: v for k, v in self.cfg.check_cells.items() if k != "A30"}}
         return {name: self.quick_check(over) for name, over in cells.items()}
 
-    RMSE_WEIGHT_PER_M = 5.0   # check score: 1 cm of nominal RMSE costs as much as 5 % of success
-
     def check_score(self, check: dict[str, dict]) -> float:
         """Higher is better: mean success over the cells minus 5 x the nominal cell's RMSE (m).
 
@@ -323,7 +323,8 @@ class DaggerTrainer:
         model = load_model(self.run_dir / "checkpoint.safetensors")
         self.net = build_policy_network(model.config, seed=self.cfg.seed)
         self._load_weights(self.run_dir / "checkpoint.safetensors")
-        self.best = state.get("best")
+        best = state.get("best")
+        self.best = best if isinstance(best, dict) and isinstance(best.get("score"), (int, float)) else None
         # Adam moments are not carried over (the model file holds weights only): documented
         self.optimizer = self.torch.optim.Adam(self.net.parameters(), lr=self.cfg.lr)
         return int(state["iteration"]), float(state["elapsed_s"])
