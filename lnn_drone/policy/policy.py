@@ -12,8 +12,8 @@ from typing import Iterable, Mapping
 import numpy as np
 
 from .error_integral import ErrorIntegrator
-from .hover_thrust import HoverThrustEstimator, body_z_velocity
 from .features import FeatureError, extract, required_observations
+from .hover_thrust import HoverThrustEstimator, body_z_velocity
 from .model_file import LoadedModel, check_inputs, load_model
 from .runtime_numpy import NumpyRuntime
 from .spec import ActionSpec, InputSpec
@@ -50,7 +50,7 @@ class Policy:
         self._last_action = np.zeros(cfg.action.dim)
         # likewise the position-error integral (``goal_error_integral``): same class as the envs
         self._integrator = ErrorIntegrator(1) if "goal_error_integral" in self.model.input_names else None
-        # and the hover-thrust estimate (accelerometer + own commands): same class as the envs
+        # and the hover-thrust estimate (accelerometer, odometry velocity, own commands): same class as the envs
         self._hover_estimator = HoverThrustEstimator(1) if HOVER_THRUST in self.model.input_names else None
 
     @classmethod
@@ -98,8 +98,8 @@ class Policy:
         return self.runtime.aux
 
     def _estimate_hover_thrust(self, observation: Mapping[str, np.ndarray], dt: float) -> np.ndarray:
-        """Advance the hover-thrust estimate with this tick's accelerometer and the previous
-        command (the caller's ``last_action`` if it supplies one, else the policy's own)."""
+        """Advance the hover-thrust estimate with this tick's accelerometer and odometry and the
+        previous command (the caller's ``last_action`` if it supplies one, else the policy's own)."""
         if "imu" not in observation or "odom" not in observation:
             raise FeatureError(f"input 'hover_thrust' needs observation keys imu and odom; got {sorted(observation)}")
         imu = np.asarray(observation["imu"], dtype=np.float64).reshape(-1)

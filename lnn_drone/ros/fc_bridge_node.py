@@ -22,8 +22,8 @@ from ..fc import FcError, create_backend
 from . import convert as cv
 from .diagnostics import ERROR, OK, WARN, diagnostic_array
 from .node_config import FcBridgeNodeConfig
-from .scheduling import schedule_node
 from .params import ConfigGuard, declare_config
+from .scheduling import schedule_node
 
 JITTER_CLAMP_NS = 100_000_000
 

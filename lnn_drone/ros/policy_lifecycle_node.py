@@ -7,8 +7,8 @@ from __future__ import annotations
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
 from .node_config import PolicyNodeConfig
-from .scheduling import schedule_node
 from .params import ConfigGuard, declare_config
+from .scheduling import schedule_node
 from .policy_node import PolicyGraph
 
 

@@ -24,8 +24,8 @@ from std_msgs.msg import Float32MultiArray
 from . import convert as cv
 from .diagnostics import ERROR, OK, WARN, diagnostic_array
 from .node_config import PolicyNodeConfig
-from .scheduling import schedule_node
 from .params import ConfigGuard, declare_config
+from .scheduling import schedule_node
 from .policy_logic import Command, ExpertAdapter, PolicyController, PolicyCore
 from diagnostic_msgs.msg import DiagnosticArray
 

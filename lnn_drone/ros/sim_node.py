@@ -33,8 +33,8 @@ from sensor_msgs.msg import CameraInfo, Image, Imu, JointState
 from . import convert as cv
 from .diagnostics import OK, WARN, diagnostic_array
 from .node_config import SimNodeConfig
-from .scheduling import schedule_node
 from .params import declare_config
+from .scheduling import schedule_node
 
 CLOCK_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
 

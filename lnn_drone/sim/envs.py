@@ -91,8 +91,8 @@ class QuadrotorEnv(gym.Env):
             # ∫(p - p_goal) dt from the odometry above (world, m·s), kept exactly as the onboard
             # Policy keeps it, for policies with integral action (``goal_error_integral``)
             "error_integral": spaces.Box(-np.inf, np.inf, (3,), np.float32),
-            # the hover collective estimated from the accelerometer and last_action, kept exactly
-            # as the onboard Policy keeps it (``policy.hover_thrust``)
+            # the hover collective estimated from the accelerometer, the odometry's velocity and
+            # last_action, kept exactly as the onboard Policy keeps it (``policy.hover_thrust``)
             "hover_thrust": spaces.Box(0.0, 1.0, (1,), np.float32),
         }
         cam = self.sim_config.camera

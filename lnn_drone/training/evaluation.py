@@ -50,7 +50,7 @@ class ExpertAgent:
         what a student with ``goal_error_integral`` sees, so a student can learn the integral
         action that removes steady offsets, instead of the average of hover thrusts it cannot
         see. ``teacher="adaptive"``: as ``integral``, but the hover thrust is the env's observed
-        estimate (``hover_thrust``, from the accelerometer and the commands) instead of the
+        estimate (``hover_thrust``, from the accelerometer, odometry and commands) instead of the
         nominal one, so the teacher flies any thrust-to-weight and its labels stay a function of
         the student's inputs. The rate loop and mixer still use the true vehicle."""
         if teacher not in self.TEACHERS:
