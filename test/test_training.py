@@ -201,6 +201,18 @@ def test_baseline_recipes_are_the_hover_recipe_with_another_core(tmp_path):
         read_recipe(tmp_path / "a.yaml")
 
 
+@pytest.mark.parametrize("recipe", sorted(p.relative_to(ROOT).as_posix() for p in
+                                    [*(ROOT / "config").glob("train_*.yaml"), *(ROOT / "config" / "experiments").glob("*.yaml")]))
+def test_every_shipped_recipe_is_a_valid_training_config(recipe):
+    import argparse
+
+    from lnn_drone.commands.train_cmd import load_train_config
+
+    args = argparse.Namespace(config=str(ROOT / recipe), core=None, seed=None, iterations=None, final_episodes=None, name=None)
+    cfg = load_train_config(args)
+    assert cfg.iterations >= 1 and cfg.inputs
+
+
 def test_unknown_teacher_in_a_recipe_is_refused(tmp_path):
     with pytest.raises(ValueError, match="teacher"):
         DaggerTrainer(tiny_config(teacher="oracle"), tmp_path / "run", progress=False)
