@@ -4,11 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lnn_drone.policy import InputSpec, NetworkConfig, save_model
-from lnn_drone.policy.architecture import build_wiring, expected_shapes
 from lnn_drone.policy.error_integral import ERROR_CLIP_M, LIMIT_M_S, SPEED_GATE_MPS, ErrorIntegrator
 from lnn_drone.policy.features import FeatureError
 from lnn_drone.policy.policy import Policy
+from lnn_drone.ros.testing import random_model
 from lnn_drone.training.evaluation import EvalSettings, ExpertAgent, evaluate
 
 
@@ -43,11 +42,7 @@ def test_non_finite_samples_leave_it_untouched_and_bad_shapes_are_refused():
 
 
 def _integral_model(path) -> Policy:
-    specs = tuple(InputSpec.vector(n, d) for n, d in (("imu", 6), ("goal_error", 11), ("goal_error_integral", 3)))
-    cfg = NetworkConfig(inputs=specs, control_period=1.0 / 120.0)
-    rng = np.random.default_rng(3)
-    tensors = {k: rng.normal(0.0, 0.3, s).astype(np.float32) for k, s in expected_shapes(cfg, build_wiring(cfg)).items()}
-    return Policy.load(save_model(path, cfg, tensors, build_wiring(cfg)))
+    return Policy.load(random_model(path, seed=3, inputs=("imu", "goal_error", "goal_error_integral"), control_period=1.0 / 120.0))
 
 
 def test_policy_keeps_the_same_integral_as_the_env(tmp_path):

@@ -7,11 +7,10 @@ import numpy as np
 import pytest
 
 from lnn_drone.frames import GRAVITY
-from lnn_drone.policy import InputSpec, NetworkConfig, save_model
-from lnn_drone.policy.architecture import build_wiring, expected_shapes
 from lnn_drone.policy.features import FeatureError
 from lnn_drone.policy.hover_thrust import PRIOR_HOVER_FRACTION, HoverThrustEstimator
 from lnn_drone.policy.policy import Policy
+from lnn_drone.ros.testing import random_model
 from lnn_drone.training.evaluation import EvalSettings, ExpertAgent, evaluate
 
 
@@ -85,11 +84,7 @@ def test_one_vehicle_fast_path_follows_the_batch_rule():
 
 
 def _model(path) -> Policy:
-    specs = tuple(InputSpec.vector(n, d) for n, d in (("imu", 6), ("goal_error", 11), ("hover_thrust", 1)))
-    cfg = NetworkConfig(inputs=specs, control_period=1.0 / 120.0)
-    rng = np.random.default_rng(3)
-    tensors = {k: rng.normal(0.0, 0.3, s).astype(np.float32) for k, s in expected_shapes(cfg, build_wiring(cfg)).items()}
-    return Policy.load(save_model(path, cfg, tensors, build_wiring(cfg)))
+    return Policy.load(random_model(path, seed=3, inputs=("imu", "goal_error", "hover_thrust"), control_period=1.0 / 120.0))
 
 
 @pytest.mark.parametrize("thrust_to_weight", [1.3, 3.0])

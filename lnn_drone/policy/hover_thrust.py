@@ -156,6 +156,12 @@ def _bounded(cov: np.ndarray) -> np.ndarray:
     return np.stack([np.stack([d0, off], 1), np.stack([off, d1], 1)], 1)
 
 
+def collective_of(action, action_mode: str) -> float:
+    """The collective, a fraction of total thrust, of one action: the CTBR thrust, or the mean of
+    the four motor commands (thrust is linear in the command, DESIGN §2)."""
+    return float(action[0]) if action_mode == "ctbr" else 0.25 * (action[0] + action[1] + action[2] + action[3])
+
+
 def body_z_velocity(odom) -> float:
     """Velocity along body z (m/s) from an odometry vector (13,): world velocity on the third
     column of the attitude's rotation matrix."""

@@ -13,7 +13,7 @@ import numpy as np
 
 from .error_integral import ErrorIntegrator
 from .features import FeatureError, extract, required_observations
-from .hover_thrust import HoverThrustEstimator, body_z_velocity
+from .hover_thrust import HoverThrustEstimator, body_z_velocity, collective_of
 from .model_file import LoadedModel, check_inputs, load_model
 from .runtime_numpy import NumpyRuntime
 from .spec import ActionSpec, InputSpec
@@ -107,9 +107,8 @@ class Policy:
         if imu.shape != (6,) or odom.shape != (13,):
             raise FeatureError(f"input 'hover_thrust' needs imu (6,) and odom (13,), got {imu.shape} and {odom.shape}")
         a = observation.get(LAST_ACTION, self._last_action)
-        a = a.tolist() if isinstance(a, np.ndarray) else list(a)
-        collective = a[0] if self.action_mode == "ctbr" else 0.25 * (a[0] + a[1] + a[2] + a[3])
-        return np.array([self._hover_estimator.update_one(float(imu[5]), float(collective), body_z_velocity(odom), dt)])
+        collective = collective_of(a.tolist() if isinstance(a, np.ndarray) else list(a), self.action_mode)
+        return np.array([self._hover_estimator.update_one(float(imu[5]), collective, body_z_velocity(odom), dt)])
 
     def step(self, observation: Mapping[str, np.ndarray], dt: float) -> np.ndarray:
         if not isinstance(dt, (int, float, np.floating, np.integer)) or not math.isfinite(dt) or dt < 0:

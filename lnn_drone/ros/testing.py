@@ -206,8 +206,11 @@ def random_model(path: str | Path, image: tuple[int, int] | None = None, seed: i
     from ..policy import InputSpec, NetworkConfig, save_model
     from ..policy.architecture import build_wiring, expected_shapes
 
+    from ..policy import drone_features  # noqa: F401  (registers the derived inputs: goal_error, hover_thrust...)
+    from ..policy.features import get_feature
+
     dims = {"imu": 6, "odom": 13, "goal": 4}
-    specs = [InputSpec.vector(n, dims[n]) for n in inputs]
+    specs = [InputSpec.vector(n, dims[n] if n in dims else get_feature(n).dim) for n in inputs]
     extra = {}
     if image is not None:
         specs.append(InputSpec.image("image", image[0], image[1]))

@@ -21,7 +21,7 @@ from ..config import RandomizationConfig, SimConfig, validate
 from ..control.mixer import Mixer
 from ..control.rate import RateController
 from ..policy.error_integral import ErrorIntegrator
-from ..policy.hover_thrust import HoverThrustEstimator, body_z_velocity
+from ..policy.hover_thrust import HoverThrustEstimator, body_z_velocity, collective_of
 from ..state import DroneState
 from ..vehicle import VehicleSpec, load_vehicle
 from .initial_states import Tier, get_tier, sample_initial_state
@@ -219,8 +219,7 @@ class QuadrotorEnv(gym.Env):
             obs = {"imu": np.array(imu.gyro + imu.accel, dtype=np.float32), "odom": odom, "goal": self._goal32.copy(),
                    "last_action": np.array(self._last_action, dtype=np.float32)}
         obs["error_integral"] = self._integrator.update(obs["odom"], obs["goal"], self.control_dt)[0].astype(np.float32)
-        a = self._last_action
-        collective = a[0] if self.action_mode == "ctbr" else 0.25 * (a[0] + a[1] + a[2] + a[3])
+        collective = collective_of(self._last_action, self.action_mode)
         v_z = body_z_velocity(obs["odom"])
         obs["hover_thrust"] = np.array([self._hover_estimator.update_one(imu.accel[2], collective, v_z, self.control_dt)],
                                        dtype=np.float32)
