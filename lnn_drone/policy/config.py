@@ -99,6 +99,12 @@ class NetworkConfig:
             if not (len(self.image_channels) == len(self.image_kernels) == len(self.image_strides) >= 1):
                 raise ConfigError("image_channels, image_kernels and image_strides need the same length (>= 1)")
             self.conv_output_shape()  # raises when the image is too small
+        ref = self.action.thrust_reference
+        if ref != "none":
+            spec = next((i for i in self.vector_inputs if i.name == ref), None)
+            if spec is None or spec.dim != 1:
+                raise ConfigError(f"thrust_reference {ref!r} needs a 1-value vector input named {ref!r}; "
+                                  f"the inputs are {[i.name for i in self.inputs]}")
         if self.head == "affine" and self.core_output_size != self.action.dim:
             raise ConfigError(f"head='affine' needs {self.action.dim} core outputs, the core has {self.core_output_size}")
 

@@ -23,6 +23,7 @@ from ..liquid.rnn import SequenceOutput, run_sequence
 from ..liquid.wiring import Wiring
 from .architecture import LIQUID_PREFIX, build_wiring, check_wiring, expected_shapes
 from .config import NetworkConfig
+from .spec import REFERENCE_CLIP
 
 __all__ = ["NetworkConfig", "PolicyNetwork", "build_policy_network", "GRUCore", "MLPCore"]
 
@@ -151,19 +152,31 @@ class PolicyNetwork(nn.Module):
             parts.append(self.image_encoder(img.reshape(-1, *img.shape[-3:])).reshape(*lead, -1))
         return torch.cat(parts, -1) if len(parts) > 1 else parts[0]
 
-    def act(self, core_out: torch.Tensor) -> torch.Tensor:
-        """Head + output squashing: motors -> sigmoid; ctbr -> [sigmoid, max_rate * tanh]."""
+    def act(self, core_out: torch.Tensor, inputs: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """Head + output squashing: motors -> sigmoid; ctbr -> [sigmoid, max_rate * tanh].
+
+        With a thrust reference h (a raw input), each thrust is ``sigmoid(logit(h) + z / (1 - h))``
+        (see :mod:`lnn_drone.policy.spec`): hover is built in, the network learns the deviation."""
         z = self.head(core_out)
-        if self.config.action.mode == "motors":
-            return torch.sigmoid(z)
-        return torch.cat([torch.sigmoid(z[..., :1]), self.max_rate * torch.tanh(z[..., 1:])], -1)
+        a = self.config.action
+        n = a.thrust_outputs
+        zt = z[..., :n]
+        if a.thrust_reference != "none":
+            if inputs is None:
+                raise ValueError(f"a thrust reference needs the raw input {a.thrust_reference!r}")
+            h = inputs[a.thrust_reference][..., :1].to(torch.float32).clamp(*REFERENCE_CLIP)
+            zt = torch.logit(h) + zt / (1.0 - h)
+        thrust = torch.sigmoid(zt)
+        if a.mode == "motors":
+            return thrust
+        return torch.cat([thrust, self.max_rate * torch.tanh(z[..., 1:])], -1)
 
     # -- running -------------------------------------------------------------------------------
     def step(self, inputs: dict[str, torch.Tensor], state: torch.Tensor, dt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One control step for a batch: ``inputs`` (B, ...), ``state`` (B, S), ``dt`` (B,)."""
         x = self.encode(inputs)
         out, new_state, _ = self.core(x, state, dt)
-        return self.act(out), new_state
+        return self.act(out, inputs), new_state
 
     def forward(
         self,
@@ -176,7 +189,7 @@ class PolicyNetwork(nn.Module):
         """Sequence mode for training: inputs (B, T, ...) -> actions (B, T, 4) and the core run."""
         x = self.encode(inputs)
         seq = run_sequence(self.core, x, dt, state, reset, return_states)
-        return self.act(seq.outputs), seq
+        return self.act(seq.outputs, inputs), seq
 
     # -- bookkeeping ---------------------------------------------------------------------------
     def param_counts(self) -> dict[str, int]:

@@ -21,11 +21,13 @@ Batch 1 only: batches are what torch is for.
 """
 from __future__ import annotations
 
+import math
 from typing import Mapping
 
 import numpy as np
 
 from .model_file import LoadedModel
+from .spec import REFERENCE_CLIP
 
 __all__ = ["NumpyRuntime", "softplus"]
 
@@ -481,6 +483,9 @@ class NumpyRuntime:
         assert head.shape[1] == o + 1 == self.core.out.shape[0]
         self._head_W = np.ascontiguousarray(head)
         self._y = np.zeros(a.dim, _F)
+        # thrust reference h: the (halved) thrust pre-activations become logit(h)/2 + y/(1 - h)
+        self._ref = self._vec_views[a.thrust_reference] if a.thrust_reference != "none" else None
+        self._ref_n = a.thrust_outputs
         self.aux: np.ndarray | None = None
 
     # -- inputs ------------------------------------------------------------------------------
@@ -509,6 +514,13 @@ class NumpyRuntime:
         core.run(dt)
         y = self._y
         np.dot(self._head_W, core.out, out=y)
+        if self._ref is not None:
+            lo, hi = REFERENCE_CLIP
+            h = float(self._ref[0])
+            h = lo if h < lo else hi if h > hi else h  # a NaN stays NaN: the caller's failsafe sees it
+            n = self._ref_n
+            y[:n] *= 1.0 / (1.0 - h)
+            y[:n] += 0.5 * math.log(h / (1.0 - h))
         np.tanh(y, out=y)
         act = y * self._c1
         act += self._c0

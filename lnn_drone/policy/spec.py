@@ -5,7 +5,10 @@ the normalisation it was trained with, so a deployment node can subscribe to exa
 model needs and refuse a model whose inputs it cannot provide. Action modes follow DESIGN.md §3:
 ``motors`` = 4 normalised rotor thrusts u in [0, 1] (contract motor order), ``ctbr`` =
 collective thrust fraction in [0, 1] followed by body rates p, q, r in rad/s (FLU), the rates
-bounded by ``max_rate``. Torch-free.
+bounded by ``max_rate``. A thrust reference (``thrust_reference="hover_thrust"``) makes the
+thrust outputs relative to a hover-thrust input: ``u = sigmoid(logit(h) + z / (1 - h))``, so a
+zero network output hovers at any thrust-to-weight and a unit output is one g of acceleration
+(``du/dz = h`` at hover, the physics of ``u = h (1 + a / g)``). Torch-free.
 """
 from __future__ import annotations
 
@@ -14,9 +17,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["SpecError", "InputSpec", "ActionSpec", "ACTION_MODES", "MOTOR_NAMES", "CTBR_NAMES"]
+__all__ = ["SpecError", "InputSpec", "ActionSpec", "ACTION_MODES", "THRUST_REFERENCES", "REFERENCE_CLIP",
+           "MOTOR_NAMES", "CTBR_NAMES"]
 
 ACTION_MODES = ("motors", "ctbr")
+# "none": thrust = sigmoid(z); an input name: thrust relative to that (1-value) hover-thrust input
+THRUST_REFERENCES = ("none", "hover_thrust")
+# the reference is clipped to this before its logit (the hover-thrust estimator keeps 0.08-0.95)
+REFERENCE_CLIP = (0.02, 0.98)
 MOTOR_NAMES = ("front_right", "back_right", "back_left", "front_left")
 CTBR_NAMES = ("collective_thrust", "roll_rate", "pitch_rate", "yaw_rate")
 
@@ -115,10 +123,14 @@ class ActionSpec:
     mode: str = "motors"
     max_rate: float = 0.0  # rad/s, bound of |p|, |q|, |r| in ctbr mode
     names: tuple[str, ...] = field(default=(), compare=False)
+    # thrust outputs relative to this input (all 4 rotors in motors mode, the collective in ctbr)
+    thrust_reference: str = "none"
 
     def __post_init__(self) -> None:
         if self.mode not in ACTION_MODES:
             raise SpecError(f"action mode must be one of {ACTION_MODES}, got {self.mode!r}")
+        if self.thrust_reference not in THRUST_REFERENCES:
+            raise SpecError(f"thrust_reference must be one of {THRUST_REFERENCES}, got {self.thrust_reference!r}")
         if self.mode == "ctbr" and not (math.isfinite(self.max_rate) and self.max_rate > 0):
             raise SpecError(f"ctbr needs max_rate > 0 (rad/s), got {self.max_rate}")
         object.__setattr__(self, "max_rate", float(self.max_rate))
@@ -128,13 +140,21 @@ class ActionSpec:
     def dim(self) -> int:
         return 4
 
+    @property
+    def thrust_outputs(self) -> int:
+        """How many leading outputs are thrusts in [0, 1] (the ones a reference applies to)."""
+        return 4 if self.mode == "motors" else 1
+
     def to_dict(self) -> dict:
         return {"mode": self.mode, "max_rate": self.max_rate, "names": list(self.names),
+                "thrust_reference": self.thrust_reference,
                 "units": "u in [0,1]" if self.mode == "motors" else "thrust fraction [0,1], rates rad/s FLU"}
 
     @classmethod
     def from_dict(cls, d: dict) -> "ActionSpec":
         try:
-            return cls(str(d["mode"]), float(d.get("max_rate", 0.0)))
+            # files written before thrust references existed have none
+            return cls(str(d["mode"]), float(d.get("max_rate", 0.0)),
+                       thrust_reference=str(d.get("thrust_reference", "none")))
         except (KeyError, TypeError, ValueError) as exc:
             raise SpecError(f"malformed action spec {d!r}: {exc}") from None
