@@ -21,6 +21,7 @@ CASES = {
     "cfc-encoder-motors": dict(vector_encoder_units=12, action=ActionSpec("motors", thrust_reference="hover_thrust")),
     "cfc-ctbr": dict(action=ActionSpec("ctbr", max_rate=6.0, thrust_reference="hover_thrust")),
     "gru-motors": dict(core="gru", action=ActionSpec("motors", thrust_reference="hover_thrust")),
+    "cfc-motors-offset": dict(action=ActionSpec("motors", thrust_reference="hover_thrust", thrust_reference_form="offset")),
     "mlp-ctbr": dict(core="mlp", mlp_hidden=(16,), action=ActionSpec("ctbr", max_rate=6.0, thrust_reference="hover_thrust")),
 }
 
@@ -35,9 +36,13 @@ def build(kw, seed=0):
     return cfg, net.eval()
 
 
+@pytest.mark.parametrize("form", ["scaled", "offset"])
 @pytest.mark.parametrize("mode", ["motors", "ctbr"])
-def test_zero_output_hovers_and_unit_output_is_one_g(mode):
-    action = ActionSpec(mode, max_rate=6.0 if mode == "ctbr" else 0.0, thrust_reference="hover_thrust")
+def test_zero_output_hovers_and_the_slope_is_the_forms(mode, form):
+    """Both forms hover at a zero output; "scaled" makes one output unit one g (du/dz = h),
+    "offset" keeps the plain sigmoid's slope at u = h (h (1 - h))."""
+    action = ActionSpec(mode, max_rate=6.0 if mode == "ctbr" else 0.0, thrust_reference="hover_thrust",
+                        thrust_reference_form=form)
     cfg = NetworkConfig(inputs=INPUTS, action=action, head="linear")
     net = build_policy_network(cfg, seed=0).eval()
     with torch.no_grad():
@@ -59,7 +64,8 @@ def test_zero_output_hovers_and_unit_output_is_one_g(mode):
         net.head.bias[:n] = -eps
         down = net.act(core_out, {"hover_thrust": h})
     slope = (up[:, :n] - down[:, :n]) / (2 * eps)  # central difference
-    torch.testing.assert_close(slope, h.expand(5, n), rtol=2e-3, atol=1e-4)
+    want = h if form == "scaled" else h * (1 - h)
+    torch.testing.assert_close(slope, want.expand(5, n), rtol=2e-3, atol=1e-4)
 
 
 def test_outputs_stay_in_range_for_any_reference():
@@ -133,11 +139,15 @@ def test_config_refuses_a_reference_it_cannot_read():
         NetworkConfig(inputs=wide, action=ActionSpec("motors", thrust_reference="hover_thrust"))
     with pytest.raises(SpecError, match="thrust_reference"):
         ActionSpec("motors", thrust_reference="imu")
+    with pytest.raises(SpecError, match="thrust_reference_form"):
+        ActionSpec("motors", thrust_reference="hover_thrust", thrust_reference_form="log")
 
 
 def test_action_spec_roundtrip_and_old_headers():
     a = ActionSpec("ctbr", max_rate=5.0, thrust_reference="hover_thrust")
     assert ActionSpec.from_dict(a.to_dict()) == a
+    b = ActionSpec("motors", thrust_reference="hover_thrust", thrust_reference_form="offset")
+    assert ActionSpec.from_dict(b.to_dict()) == b
     old = {"mode": "motors", "max_rate": 0.0}  # a header written before references existed
     assert ActionSpec.from_dict(old).thrust_reference == "none"
 

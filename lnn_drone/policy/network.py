@@ -156,7 +156,8 @@ class PolicyNetwork(nn.Module):
         """Head + output squashing: motors -> sigmoid; ctbr -> [sigmoid, max_rate * tanh].
 
         With a thrust reference h (a raw input), each thrust is ``sigmoid(logit(h) + z / (1 - h))``
-        (see :mod:`lnn_drone.policy.spec`): hover is built in, the network learns the deviation."""
+        (form ``scaled``) or ``sigmoid(logit(h) + z)`` (``offset``; see :mod:`lnn_drone.policy.spec`):
+        hover is built in, the network learns the deviation."""
         z = self.head(core_out)
         a = self.config.action
         n = a.thrust_outputs
@@ -165,7 +166,7 @@ class PolicyNetwork(nn.Module):
             if inputs is None:
                 raise ValueError(f"a thrust reference needs the raw input {a.thrust_reference!r}")
             h = inputs[a.thrust_reference][..., :1].to(torch.float32).clamp(*REFERENCE_CLIP)
-            zt = torch.logit(h) + zt / (1.0 - h)
+            zt = torch.logit(h) + (zt / (1.0 - h) if a.thrust_reference_form == "scaled" else zt)
         thrust = torch.sigmoid(zt)
         if a.mode == "motors":
             return thrust

@@ -484,8 +484,10 @@ class NumpyRuntime:
         self._head_W = np.ascontiguousarray(head)
         self._y = np.zeros(a.dim, _F)
         # thrust reference h: the (halved) thrust pre-activations become logit(h)/2 + y/(1 - h)
+        # (form "scaled") or logit(h)/2 + y ("offset")
         self._ref = self._vec_views[a.thrust_reference] if a.thrust_reference != "none" else None
         self._ref_n = a.thrust_outputs
+        self._ref_scaled = a.thrust_reference_form == "scaled"
         self.aux: np.ndarray | None = None
 
     # -- inputs ------------------------------------------------------------------------------
@@ -519,7 +521,8 @@ class NumpyRuntime:
             h = float(self._ref[0])
             h = lo if h < lo else hi if h > hi else h  # a NaN stays NaN: the caller's failsafe sees it
             n = self._ref_n
-            y[:n] *= 1.0 / (1.0 - h)
+            if self._ref_scaled:
+                y[:n] *= 1.0 / (1.0 - h)
             y[:n] += 0.5 * math.log(h / (1.0 - h))
         np.tanh(y, out=y)
         act = y * self._c1

@@ -6,9 +6,11 @@ model needs and refuse a model whose inputs it cannot provide. Action modes foll
 ``motors`` = 4 normalised rotor thrusts u in [0, 1] (contract motor order), ``ctbr`` =
 collective thrust fraction in [0, 1] followed by body rates p, q, r in rad/s (FLU), the rates
 bounded by ``max_rate``. A thrust reference (``thrust_reference="hover_thrust"``) makes the
-thrust outputs relative to a hover-thrust input: ``u = sigmoid(logit(h) + z / (1 - h))``, so a
-zero network output hovers at any thrust-to-weight and a unit output is one g of acceleration
-(``du/dz = h`` at hover, the physics of ``u = h (1 + a / g)``). Torch-free.
+thrust outputs relative to a hover-thrust input h, so a zero network output hovers at any
+thrust-to-weight. Two forms: ``scaled`` (default), ``u = sigmoid(logit(h) + z / (1 - h))``, where a
+unit output is also one g of acceleration (``du/dz = h`` at hover, the physics of
+``u = h (1 + a / g)``); ``offset``, ``u = sigmoid(logit(h) + z)``, which only moves the plain
+sigmoid's centre to h (``du/dz = h (1 - h)``, as the plain head has at u = h). Torch-free.
 """
 from __future__ import annotations
 
@@ -17,12 +19,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["SpecError", "InputSpec", "ActionSpec", "ACTION_MODES", "THRUST_REFERENCES", "REFERENCE_CLIP",
+__all__ = ["SpecError", "InputSpec", "ActionSpec", "ACTION_MODES", "THRUST_REFERENCES", "REFERENCE_FORMS", "REFERENCE_CLIP",
            "MOTOR_NAMES", "CTBR_NAMES"]
 
 ACTION_MODES = ("motors", "ctbr")
 # "none": thrust = sigmoid(z); an input name: thrust relative to that (1-value) hover-thrust input
 THRUST_REFERENCES = ("none", "hover_thrust")
+REFERENCE_FORMS = ("scaled", "offset")
 # the reference is clipped to this before its logit (the hover-thrust estimator keeps 0.08-0.95)
 REFERENCE_CLIP = (0.02, 0.98)
 MOTOR_NAMES = ("front_right", "back_right", "back_left", "front_left")
@@ -125,12 +128,15 @@ class ActionSpec:
     names: tuple[str, ...] = field(default=(), compare=False)
     # thrust outputs relative to this input (all 4 rotors in motors mode, the collective in ctbr)
     thrust_reference: str = "none"
+    thrust_reference_form: str = "scaled"   # see the module docstring
 
     def __post_init__(self) -> None:
         if self.mode not in ACTION_MODES:
             raise SpecError(f"action mode must be one of {ACTION_MODES}, got {self.mode!r}")
         if self.thrust_reference not in THRUST_REFERENCES:
             raise SpecError(f"thrust_reference must be one of {THRUST_REFERENCES}, got {self.thrust_reference!r}")
+        if self.thrust_reference_form not in REFERENCE_FORMS:
+            raise SpecError(f"thrust_reference_form must be one of {REFERENCE_FORMS}, got {self.thrust_reference_form!r}")
         if self.mode == "ctbr" and not (math.isfinite(self.max_rate) and self.max_rate > 0):
             raise SpecError(f"ctbr needs max_rate > 0 (rad/s), got {self.max_rate}")
         object.__setattr__(self, "max_rate", float(self.max_rate))
@@ -147,7 +153,7 @@ class ActionSpec:
 
     def to_dict(self) -> dict:
         return {"mode": self.mode, "max_rate": self.max_rate, "names": list(self.names),
-                "thrust_reference": self.thrust_reference,
+                "thrust_reference": self.thrust_reference, "thrust_reference_form": self.thrust_reference_form,
                 "units": "u in [0,1]" if self.mode == "motors" else "thrust fraction [0,1], rates rad/s FLU"}
 
     @classmethod
@@ -155,6 +161,7 @@ class ActionSpec:
         try:
             # files written before thrust references existed have none
             return cls(str(d["mode"]), float(d.get("max_rate", 0.0)),
-                       thrust_reference=str(d.get("thrust_reference", "none")))
+                       thrust_reference=str(d.get("thrust_reference", "none")),
+                       thrust_reference_form=str(d.get("thrust_reference_form", "scaled")))
         except (KeyError, TypeError, ValueError) as exc:
             raise SpecError(f"malformed action spec {d!r}: {exc}") from None

@@ -63,6 +63,7 @@ class TrainConfig:
     max_rate: float = 8.0              # ctbr head: bound of |p|, |q|, |r| (rad/s; the expert clips at 8)
     # "none" or an input ("hover_thrust"): thrust outputs relative to it (policy/spec.py ActionSpec)
     thrust_reference: str = "none"
+    thrust_reference_form: str = "scaled"   # scaled: 1 output unit = 1 g at any T/W; offset: only centred on h
     vehicle: str = "crazyflie2"
     # vehicle classes flown in training, rollout env i flies vehicles[i % len] (randomization across
     # classes); empty: only ``vehicle``
@@ -184,7 +185,8 @@ class DaggerTrainer:
         inputs = tuple(InputSpec.vector(n, len(norm[n][0]), mean=norm[n][0], std=norm[n][1]) for n in self.cfg.inputs)
         kwargs = dict(self.cfg.network)
         action = ActionSpec(self.cfg.action_mode, self.cfg.max_rate if self.cfg.action_mode == "ctbr" else 0.0,
-                            thrust_reference=self.cfg.thrust_reference)
+                            thrust_reference=self.cfg.thrust_reference,
+                            thrust_reference_form=self.cfg.thrust_reference_form)
         net_cfg = NetworkConfig(inputs=inputs, action=action,
                                 control_period=1.0 / self.cfg.control_hz, core=self.cfg.core, **kwargs)
         self.net = build_policy_network(net_cfg, seed=self.cfg.seed)
