@@ -313,10 +313,13 @@ class DaggerTrainer:
         from ..policy.network import build_policy_network
 
         state = json.loads(state_path.read_text())
-        # a run may be extended (more iterations, another final evaluation size); anything else
-        # would mix two recipes in one model
-        extendable = {"iterations", "final_eval_episodes"}
-        saved = {k: v for k, v in state["config"].items() if k not in extendable}
+        # a run may be extended (more iterations, another final evaluation size) or finish with
+        # another selection rule (select_best reads the kept iterations, it trains nothing);
+        # anything else would mix two recipes in one model
+        extendable = {"iterations", "final_eval_episodes", "select_best"}
+        # a field added to TrainConfig after the run was saved ran with its default
+        saved_config = {**_jsonable(asdict(TrainConfig())), **state["config"]}
+        saved = {k: v for k, v in saved_config.items() if k not in extendable}
         now = {k: v for k, v in _jsonable(asdict(self.cfg)).items() if k not in extendable}
         if saved != now:
             changed = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
