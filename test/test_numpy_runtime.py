@@ -12,6 +12,9 @@ from lnn_drone.policy.spec import ActionSpec, InputSpec
 VEC = (InputSpec.vector("imu", 6, mean=[0.0, 0.0, 0.0, 0.0, 0.0, 9.81], std=[1.0, 1.0, 1.0, 2.0, 2.0, 2.0]),
        InputSpec.vector("goal_error", 16, mean=0.1, std=0.5))
 CAM = InputSpec.image("image", 48, 64, mean=[0.4, 0.5, 0.6], std=[0.2, 0.25, 0.3])
+# wide enough that the rollouts' 1.5-sigma inputs often pass the reference clip (0.02-0.98)
+HOVER = InputSpec.vector("hover_thrust", 1, mean=0.5, std=0.3)
+REF = dict(hover_thrust=True, thrust_reference="hover_thrust")
 
 LONG = {  # 1,000 steps each: the parity contract
     "cfc-ncp": dict(),
@@ -29,13 +32,25 @@ SHORT = {  # other heads / modes / baselines, 200 steps
     "gru": dict(core="gru"),
     "mlp": dict(core="mlp", mlp_hidden=(24, 16), mlp_history=3),
     "mlp-encoder-camera": dict(core="mlp", vector_encoder_units=6, camera=True, mlp_history=2),
+    # thrust outputs relative to the hover-thrust input (policy/spec.py)
+    "cfc-ref-motors": dict(REF),
+    "cfc-ref-encoder-motors": dict(REF, vector_encoder_units=12),
+    "cfc-ref-offset": dict(REF, thrust_reference_form="offset"),
+    "cfc-ref-ctbr": dict(REF, mode="ctbr"),
+    "gru-ref-motors": dict(REF, core="gru"),
+    "mlp-ref-ctbr": dict(REF, core="mlp", mlp_hidden=(16,), mode="ctbr"),
 }
 
 
 def make(tmp_path, name, kw, seed=0):
     kw = dict(kw)
     camera = kw.pop("camera", False)
-    cfg = NetworkConfig(inputs=VEC + ((CAM,) if camera else ()), **kw)
+    hover = kw.pop("hover_thrust", False)
+    if "thrust_reference" in kw:
+        mode = kw.pop("mode", "motors")
+        kw["action"] = ActionSpec(mode, max_rate=5.0 if mode == "ctbr" else 0.0, thrust_reference=kw.pop("thrust_reference"),
+                                  thrust_reference_form=kw.pop("thrust_reference_form", "scaled"))
+    cfg = NetworkConfig(inputs=VEC + ((HOVER,) if hover else ()) + ((CAM,) if camera else ()), **kw)
     net = build_policy_network(cfg, seed=seed)
     with torch.no_grad():  # move away from the initialisation so every weight matters
         g = torch.Generator().manual_seed(seed)

@@ -20,11 +20,13 @@ VEC = (InputSpec.vector("imu", 6, std=2.0), InputSpec.vector("goal_error", 16))
     dict(camera=True),
     dict(core="ltc", ltc_ode_unfolds=4),
     dict(core="gru", action=ActionSpec("ctbr", max_rate=6.0)),
-], ids=["cfc-camera", "ltc", "gru-ctbr"])
+    dict(hover_thrust=True, action=ActionSpec("ctbr", max_rate=6.0, thrust_reference="hover_thrust")),
+], ids=["cfc-camera", "ltc", "gru-ctbr", "cfc-ctbr-thrust_reference"])
 def test_onnx_matches_torch_and_numpy(tmp_path, kw):
     kw = dict(kw)
     camera = kw.pop("camera", False)
-    cfg = NetworkConfig(inputs=VEC + ((InputSpec.image("image", 32, 48),) if camera else ()), **kw)
+    hover = (InputSpec.vector("hover_thrust", 1, mean=0.5, std=0.2),) if kw.pop("hover_thrust", False) else ()
+    cfg = NetworkConfig(inputs=VEC + hover + ((InputSpec.image("image", 32, 48),) if camera else ()), **kw)
     net = build_policy_network(cfg, seed=0).eval()
     path = save_network(tmp_path / "m.safetensors", net)
     onnx_path = export_onnx(path, tmp_path / "m.onnx")  # from the model file, as the CLI does

@@ -2,7 +2,8 @@
 
 The point of the head: a zero network output hovers at any thrust-to-weight, and one unit of
 output is one g of acceleration at hover (du/dz = h) whatever h is. Checked here in torch, in the
-numpy runtime (parity), in ONNX, and in the model file and config validation.
+model file and config validation; numpy and ONNX parity live with the other variants in
+test_numpy_runtime.py and test_onnx_export.py.
 """
 import numpy as np
 import pytest
@@ -16,14 +17,7 @@ from lnn_drone.policy.spec import ActionSpec, InputSpec, SpecError
 
 INPUTS = (InputSpec.vector("imu", 6, std=2.0), InputSpec.vector("goal_error", 9, std=0.5),
           InputSpec.vector("hover_thrust", 1, mean=0.5, std=0.2))
-CASES = {
-    "cfc-motors": dict(action=ActionSpec("motors", thrust_reference="hover_thrust")),
-    "cfc-encoder-motors": dict(vector_encoder_units=12, action=ActionSpec("motors", thrust_reference="hover_thrust")),
-    "cfc-ctbr": dict(action=ActionSpec("ctbr", max_rate=6.0, thrust_reference="hover_thrust")),
-    "gru-motors": dict(core="gru", action=ActionSpec("motors", thrust_reference="hover_thrust")),
-    "cfc-motors-offset": dict(action=ActionSpec("motors", thrust_reference="hover_thrust", thrust_reference_form="offset")),
-    "mlp-ctbr": dict(core="mlp", mlp_hidden=(16,), action=ActionSpec("ctbr", max_rate=6.0, thrust_reference="hover_thrust")),
-}
+MOTORS_REF = dict(action=ActionSpec("motors", thrust_reference="hover_thrust"))
 
 
 def build(kw, seed=0):
@@ -69,7 +63,7 @@ def test_zero_output_hovers_and_the_slope_is_the_forms(mode, form):
 
 
 def test_outputs_stay_in_range_for_any_reference():
-    cfg, net = build(CASES["cfc-motors"])
+    cfg, net = build(MOTORS_REF)
     x = {"imu": torch.randn(64, 6) * 5, "goal_error": torch.randn(64, 9) * 5,
          "hover_thrust": torch.linspace(-1.0, 2.0, 64)[:, None]}
     with torch.no_grad():
@@ -77,58 +71,13 @@ def test_outputs_stay_in_range_for_any_reference():
     assert torch.isfinite(u).all() and (u >= 0).all() and (u <= 1).all()
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_numpy_runtime_matches_torch(tmp_path, name):
-    cfg, net = build(CASES[name])
-    model = load_model(save_network(tmp_path / f"{name}.safetensors", net))
-    assert model.config.action.thrust_reference == "hover_thrust"
-    rt = NumpyRuntime(model)
-    rng = np.random.default_rng(1)
-    state = net.initial_state(1)
-    worst = 0.0
-    for t in range(300):
-        obs = {s.name: (np.asarray(s.mean) + np.asarray(s.std) * 1.5 * rng.normal(size=s.dim)).astype(np.float32)
-               for s in cfg.inputs}
-        if t % 50 == 0:  # beyond the clip now and then
-            obs["hover_thrust"] = np.array([rng.choice([-0.5, 1.5])], np.float32)
-        dt = float(rng.uniform(0.002, 0.04))
-        with torch.no_grad():
-            a, state = net.step({k: torch.from_numpy(v)[None] for k, v in obs.items()}, state, torch.tensor([dt]))
-        b = rt.step(obs, dt)
-        worst = max(worst, float(np.abs(a[0].numpy() - b).max()), float(np.abs(state[0].numpy() - rt.state).max()))
-    assert worst <= 1e-5
-
-
 def test_numpy_runtime_passes_a_nan_reference_on_as_nan(tmp_path):
     """A NaN reference must not be silently clipped into a plausible command: the policy's
     non-finite-input failsafe has to see it."""
-    cfg, net = build(CASES["cfc-motors"])
+    cfg, net = build(MOTORS_REF)
     rt = NumpyRuntime(load_model(save_network(tmp_path / "m.safetensors", net)))
     obs = {"imu": np.zeros(6), "goal_error": np.zeros(9), "hover_thrust": np.array([np.nan])}
     assert np.isnan(rt.step(obs, 0.01)).all()
-
-
-def test_onnx_matches_torch(tmp_path):
-    ort = pytest.importorskip("onnxruntime", reason="onnxruntime ('train' extra) is not installed")
-    pytest.importorskip("onnxscript", reason="onnxscript ('train' extra) is needed by the dynamo exporter")
-    from lnn_drone.policy.export_onnx import export_onnx
-
-    cfg, net = build(CASES["cfc-ctbr"])
-    path = save_network(tmp_path / "m.safetensors", net)
-    sess = ort.InferenceSession(str(export_onnx(path, tmp_path / "m.onnx")), providers=["CPUExecutionProvider"])
-    rng = np.random.default_rng(0)
-    state_ort = np.zeros((1, cfg.state_size), np.float32)
-    state_torch = net.initial_state(1)
-    worst = 0.0
-    for _ in range(50):
-        feeds = {s.name: rng.normal(size=(1, s.dim)).astype(np.float32) for s in cfg.inputs}
-        feeds["hover_thrust"] = rng.uniform(0.0, 1.0, (1, 1)).astype(np.float32)
-        dt = np.array([rng.uniform(0.002, 0.04)], np.float32)
-        cmd, state_ort = sess.run(None, {**feeds, "state": state_ort, "dt": dt})
-        with torch.no_grad():
-            ref, state_torch = net.step({k: torch.from_numpy(v) for k, v in feeds.items()}, state_torch, torch.from_numpy(dt))
-        worst = max(worst, float(np.abs(cmd - ref.numpy()).max()), float(np.abs(state_ort - state_torch.numpy()).max()))
-    assert worst <= 1e-5
 
 
 def test_config_refuses_a_reference_it_cannot_read():

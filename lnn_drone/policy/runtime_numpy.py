@@ -32,6 +32,7 @@ from .spec import REFERENCE_CLIP
 __all__ = ["NumpyRuntime", "softplus"]
 
 _F = np.float64
+_REF_LO, _REF_HI = REFERENCE_CLIP
 
 
 def softplus(x: np.ndarray) -> np.ndarray:
@@ -482,11 +483,11 @@ class NumpyRuntime:
         head = np.concatenate([w, b[:, None]], 1) * c[:, None]  # (A, o + 1)
         assert head.shape[1] == o + 1 == self.core.out.shape[0]
         self._head_W = np.ascontiguousarray(head)
-        self._y = np.zeros(a.dim, _F)
+        self._y = y = np.zeros(a.dim, _F)
         # thrust reference h: the (halved) thrust pre-activations become logit(h)/2 + y/(1 - h)
         # (form "scaled") or logit(h)/2 + y ("offset")
         self._ref = self._vec_views[a.thrust_reference] if a.thrust_reference != "none" else None
-        self._ref_n = a.thrust_outputs
+        self._ref_y = y[: a.thrust_outputs] if a.thrust_outputs < a.dim else y  # a view, made once
         self._ref_scaled = a.thrust_reference_form == "scaled"
         self.aux: np.ndarray | None = None
 
@@ -517,13 +518,12 @@ class NumpyRuntime:
         y = self._y
         np.dot(self._head_W, core.out, out=y)
         if self._ref is not None:
-            lo, hi = REFERENCE_CLIP
             h = float(self._ref[0])
-            h = lo if h < lo else hi if h > hi else h  # a NaN stays NaN: the caller's failsafe sees it
-            n = self._ref_n
+            h = _REF_LO if h < _REF_LO else _REF_HI if h > _REF_HI else h  # NaN stays NaN: the caller's failsafe sees it
+            yt = self._ref_y
             if self._ref_scaled:
-                y[:n] *= 1.0 / (1.0 - h)
-            y[:n] += 0.5 * math.log(h / (1.0 - h))
+                yt *= 1.0 / (1.0 - h)
+            yt += 0.5 * math.log(h / (1.0 - h))
         np.tanh(y, out=y)
         act = y * self._c1
         act += self._c0

@@ -318,7 +318,7 @@ class DaggerTrainer:
         # anything else would mix two recipes in one model
         extendable = {"iterations", "final_eval_episodes", "select_best"}
         # a field added to TrainConfig after the run was saved ran with its default
-        saved_config = {**_jsonable(asdict(TrainConfig())), **state["config"]}
+        saved_config = {**_jsonable(asdict(type(self.cfg)())), **state["config"]}
         saved = {k: v for k, v in saved_config.items() if k not in extendable}
         now = {k: v for k, v in _jsonable(asdict(self.cfg)).items() if k not in extendable}
         if saved != now:
