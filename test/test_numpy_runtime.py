@@ -32,6 +32,8 @@ SHORT = {  # other heads / modes / baselines, 200 steps
     "gru": dict(core="gru"),
     "mlp": dict(core="mlp", mlp_hidden=(24, 16), mlp_history=3),
     "mlp-encoder-camera": dict(core="mlp", vector_encoder_units=6, camera=True, mlp_history=2),
+    "cfc-camera-per_frame": dict(camera=True, image_normalization="per_frame"),
+    "gru-camera-per_frame": dict(core="gru", camera=True, image_normalization="per_frame"),
     # thrust outputs relative to the hover-thrust input (policy/spec.py)
     "cfc-ref-motors": dict(REF),
     "cfc-ref-encoder-motors": dict(REF, vector_encoder_units=12),

@@ -21,7 +21,8 @@ VEC = (InputSpec.vector("imu", 6, std=2.0), InputSpec.vector("goal_error", 16))
     dict(core="ltc", ltc_ode_unfolds=4),
     dict(core="gru", action=ActionSpec("ctbr", max_rate=6.0)),
     dict(hover_thrust=True, action=ActionSpec("ctbr", max_rate=6.0, thrust_reference="hover_thrust")),
-], ids=["cfc-camera", "ltc", "gru-ctbr", "cfc-ctbr-thrust_reference"])
+    dict(camera=True, image_normalization="per_frame"),
+], ids=["cfc-camera", "ltc", "gru-ctbr", "cfc-ctbr-thrust_reference", "cfc-camera-per_frame"])
 def test_onnx_matches_torch_and_numpy(tmp_path, kw):
     kw = dict(kw)
     camera = kw.pop("camera", False)

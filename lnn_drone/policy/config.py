@@ -18,6 +18,10 @@ __all__ = ["NetworkConfig", "CORES", "WIRINGS", "HEADS", "ConfigError"]
 CORES = ("cfc", "ltc", "gru", "mlp")
 WIRINGS = ("ncp", "dense")
 HEADS = ("auto", "affine", "linear")
+IMAGE_NORMALIZATIONS = ("dataset", "per_frame")
+# per-frame normalisation divides by sqrt(var + floor^2) (pixel values in [0, 1]): a flat frame
+# (lens cap, dark room) stays finite and its sensor noise is not blown up to unit variance
+PER_FRAME_STD_FLOOR = 0.02
 
 
 class ConfigError(ValueError):
@@ -51,6 +55,10 @@ class NetworkConfig:
     image_kernels: tuple[int, ...] = (5, 3, 3)
     image_strides: tuple[int, ...] = (2, 2, 2)
     image_features: int = 32
+    # "dataset": (x - mean) / std with the training set's per-channel statistics (InputSpec);
+    # "per_frame": each frame by its own per-channel mean and std, so the encoder never sees
+    # exposure, contrast or white balance (an affine change of a channel cancels exactly)
+    image_normalization: str = "dataset"
     # baselines
     gru_units: int = 16
     mlp_hidden: tuple[int, ...] = (64, 64)
@@ -99,6 +107,8 @@ class NetworkConfig:
             if not (len(self.image_channels) == len(self.image_kernels) == len(self.image_strides) >= 1):
                 raise ConfigError("image_channels, image_kernels and image_strides need the same length (>= 1)")
             self.conv_output_shape()  # raises when the image is too small
+        if self.image_normalization not in IMAGE_NORMALIZATIONS:
+            raise ConfigError(f"image_normalization must be one of {IMAGE_NORMALIZATIONS}, got {self.image_normalization!r}")
         ref = self.action.thrust_reference
         if ref != "none":
             spec = next((i for i in self.vector_inputs if i.name == ref), None)

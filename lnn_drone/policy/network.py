@@ -22,7 +22,7 @@ from ..liquid.ltc import LTCCell
 from ..liquid.rnn import SequenceOutput, run_sequence
 from ..liquid.wiring import Wiring
 from .architecture import LIQUID_PREFIX, build_wiring, check_wiring, expected_shapes
-from .config import NetworkConfig
+from .config import PER_FRAME_STD_FLOOR, NetworkConfig
 from .spec import REFERENCE_CLIP
 
 __all__ = ["NetworkConfig", "PolicyNetwork", "build_policy_network", "GRUCore", "MLPCore"]
@@ -71,12 +71,18 @@ class ConvEncoder(nn.Module):
         self.convs = nn.ModuleList(convs)
         h, w, c = config.conv_output_shape()
         self.fc = nn.Linear(h * w * c, config.image_features)
+        self.per_frame = config.image_normalization == "per_frame"
         self.register_buffer("mean", torch.tensor(spec.mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("inv_std", 1.0 / torch.tensor(spec.std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         x = image.permute(0, 3, 1, 2).to(torch.float32) * (1.0 / 255.0)
-        x = (x - self.mean) * self.inv_std
+        if self.per_frame:
+            mu = x.mean(dim=(2, 3), keepdim=True)
+            var = (x - mu).square().mean(dim=(2, 3), keepdim=True)
+            x = (x - mu) * torch.rsqrt(var + PER_FRAME_STD_FLOOR**2)
+        else:
+            x = (x - self.mean) * self.inv_std
         for conv in self.convs:
             x = torch.relu(conv(x))
         return torch.tanh(self.fc(x.flatten(1)))

@@ -26,6 +26,7 @@ from typing import Mapping
 
 import numpy as np
 
+from .config import PER_FRAME_STD_FLOOR
 from .model_file import LoadedModel
 from .spec import REFERENCE_CLIP
 
@@ -377,12 +378,16 @@ class _ConvEncoder:
         self.out = out
         h, w, c = spec.shape
         mean, std = np.asarray(spec.mean, _F), np.asarray(spec.std, _F)
+        # per-frame statistics: the frame is normalised in float before the first conv (it
+        # cannot be folded into its weights); HWC buffer made once
+        self.per_frame = cfg.image_normalization == "per_frame"
+        self.normalised = np.zeros((h, w, c), _F) if self.per_frame else None
         self.layers = []
         self.image = None
         for i, (co, k, s) in enumerate(zip(cfg.image_channels, cfg.image_kernels, cfg.image_strides)):
             wt = t[f"image_encoder.convs.{i}.weight"].astype(_F)  # (co, c, k, k)
             b = t[f"image_encoder.convs.{i}.bias"].astype(_F)
-            if i == 0:  # fold uint8 -> [0, 1] -> (x - mean) / std into the first conv
+            if i == 0 and not self.per_frame:  # fold uint8 -> [0, 1] -> (x - mean) / std into the first conv
                 sc = 1.0 / (255.0 * std)
                 b = b - np.einsum("ocij,c->o", wt, mean / std)
                 wt = wt * sc[None, :, None, None]
@@ -405,6 +410,12 @@ class _ConvEncoder:
     def run(self, image: np.ndarray) -> None:
         sw = np.lib.stride_tricks.sliding_window_view
         x = image
+        if self.per_frame:
+            x = self.normalised
+            np.multiply(image, _F(1.0 / 255.0), out=x)
+            mu = x.mean(axis=(0, 1))
+            x -= mu
+            x *= (np.square(x).mean(axis=(0, 1)) + _F(PER_FRAME_STD_FLOOR**2)) ** _F(-0.5)
         for layer in self.layers:
             k, s, patches, y = layer["k"], layer["s"], layer["patches"], layer["y"]
             ho, wo = y.shape[:2]

@@ -24,7 +24,7 @@ __all__ = ["SpecError", "InputSpec", "ActionSpec", "ACTION_MODES", "THRUST_REFER
 
 ACTION_MODES = ("motors", "ctbr")
 # "none": thrust = sigmoid(z); an input name: thrust relative to that (1-value) hover-thrust input
-THRUST_REFERENCES = ("none", "hover_thrust")
+THRUST_REFERENCES = ("none", "hover_thrust", "hover_thrust_imu")
 REFERENCE_FORMS = ("scaled", "offset")
 # the reference is clipped to this before its logit (the hover-thrust estimator keeps 0.08-0.95)
 REFERENCE_CLIP = (0.02, 0.98)

@@ -30,6 +30,7 @@ class SceneRandomization:
     ambient: tuple[float, float] = (0.4, 0.8)
     texture_styles: tuple[str, ...] = ("checker", "stripes", "noise", "tiles")
     walls: bool = False                    # textured walls around the arena (styles as the ground)
+    walls_fraction: float = 0.0            # without ``walls``: share of episodes that get them
     second_object_rgba: tuple | None = None  # a second sphere like the target, in another colour
     distractor_rgba: tuple | None = None   # one colour for all distractors (None: random colours)
 
@@ -181,7 +182,9 @@ class Scene:
         """New ground texture, lighting and distractors; ``avoid`` keeps distractors off a point."""
         if cfg.ground_textures:
             self.set_ground_texture(str(rng.choice(list(cfg.texture_styles))), rng)
-        self.set_walls(str(rng.choice(list(cfg.texture_styles))) if cfg.walls else None, rng)
+        # the extra draw only when walls are random: scenes without them keep their draws
+        walls = cfg.walls or (cfg.walls_fraction > 0.0 and rng.random() < cfg.walls_fraction)
+        self.set_walls(str(rng.choice(list(cfg.texture_styles))) if walls else None, rng)
         n = int(rng.integers(cfg.distractors[0], cfg.distractors[1] + 1))
         n = min(n, len(self._distractors))
         positions, colors = [], []

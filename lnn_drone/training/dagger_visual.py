@@ -38,7 +38,8 @@ class VisualTrainConfig(TrainConfig):
             raise ValueError(f"VisualTrainConfig is for task visual_target, got {self.task!r}")
         if "image" not in self.inputs:
             raise ValueError("a visual-target policy needs the 'image' input")
-        if any(n in ("odom", "goal", "goal_error") for n in self.inputs):
+        # hover_thrust reads the odometry's velocity; hover_thrust_imu is its IMU-only twin
+        if any(n in ("odom", "goal", "goal_error", "goal_error_integral", "hover_thrust") for n in self.inputs):
             raise ValueError(f"the visual-target policy must not read odometry or the goal, got inputs {self.inputs}")
         if not 0.0 <= self.moving_fraction <= 1.0:
             raise ValueError(f"moving_fraction must be in [0, 1], got {self.moving_fraction}")
@@ -105,7 +106,8 @@ class VisualDaggerTrainer(DaggerTrainer):
         inputs = tuple(InputSpec.image(n, c.image_height, c.image_width, mean=norm[n][0], std=norm[n][1])
                        if n == "image" else InputSpec.vector(n, len(norm[n][0]), mean=norm[n][0], std=norm[n][1])
                        for n in c.inputs)
-        action = ActionSpec(c.action_mode, c.max_rate if c.action_mode == "ctbr" else 0.0)
+        action = ActionSpec(c.action_mode, c.max_rate if c.action_mode == "ctbr" else 0.0,
+                            thrust_reference=c.thrust_reference, thrust_reference_form=c.thrust_reference_form)
         net_cfg = NetworkConfig(inputs=inputs, action=action, control_period=1.0 / c.control_hz, core=c.core,
                                 **dict(c.network))
         self.net = build_policy_network(net_cfg, seed=c.seed)

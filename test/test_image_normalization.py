@@ -1,0 +1,75 @@
+"""Per-frame image normalisation: the encoder is blind to exposure, contrast and white balance."""
+import numpy as np
+import pytest
+import torch
+
+from lnn_drone.policy.config import ConfigError, NetworkConfig
+from lnn_drone.policy.model_file import load_model, save_network
+from lnn_drone.policy.network import build_policy_network
+from lnn_drone.policy.runtime_numpy import NumpyRuntime
+from lnn_drone.policy.spec import ActionSpec, InputSpec
+
+CAM = InputSpec.image("image", 24, 32, mean=[0.4, 0.5, 0.6], std=[0.2, 0.25, 0.3])
+IMU = InputSpec.vector("imu_accel", 3)
+
+
+def _net(norm: str):
+    cfg = NetworkConfig(inputs=(IMU, CAM), action=ActionSpec("ctbr", max_rate=5.0), image_normalization=norm,
+                        image_channels=(4, 6), image_kernels=(3, 3), image_strides=(2, 2), image_features=8)
+    return build_policy_network(cfg, seed=0).eval()
+
+
+def _frame(seed=0):
+    # values in 60-180 so that the affine changes below stay inside 0-255 (no clipping)
+    return np.random.default_rng(seed).integers(60, 181, (24, 32, 3)).astype(np.float64)
+
+
+def _encode(net, img: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        return net.image_encoder(torch.from_numpy(np.rint(img).astype(np.uint8))[None]).numpy()[0]
+
+
+def _relative_change(net, img, changed) -> float:
+    """How far a change moves the encoding, against how far another frame does."""
+    base = _encode(net, img)
+    return float(np.abs(_encode(net, changed) - base).max() / np.abs(_encode(net, _frame(1)) - base).max())
+
+
+def test_per_frame_cancels_per_channel_gain_and_offset():
+    img = _frame()
+    shifted = img * np.array([1.15, 0.85, 1.1]) + np.array([10.0, -20.0, 5.0])   # white balance + exposure
+    low_contrast = 0.5 * img + 60.0                                                # contrast halved, brighter
+    net = _net("per_frame")
+    # only the rounding to uint8 differs (half a grey level of 0-255, against a std of ~35)
+    assert _relative_change(net, img, shifted) < 0.05
+    assert _relative_change(net, img, low_contrast) < 0.05
+    # the dataset normalisation sees the same changes: the invariance is the option's doing
+    ds = _net("dataset")
+    assert _relative_change(ds, img, shifted) > 0.2
+    assert _relative_change(ds, img, low_contrast) > 0.2
+
+
+def test_per_frame_flat_frame_stays_finite_and_equals_black():
+    net = _net("per_frame")
+    grey, black = np.full((24, 32, 3), 128.0), np.zeros((24, 32, 3))
+    assert np.isfinite(_encode(net, grey)).all()
+    np.testing.assert_allclose(_encode(net, grey), _encode(net, black), atol=1e-6)
+
+
+def test_per_frame_round_trips_through_the_model_file(tmp_path):
+    net = _net("per_frame")
+    model = load_model(save_network(tmp_path / "m.safetensors", net))
+    assert model.config.image_normalization == "per_frame"
+    rt = NumpyRuntime(model)
+    img = _frame(3).astype(np.uint8)
+    out = rt.step({"imu_accel": np.zeros(3, np.float32), "image": img}, 1 / 30)
+    with torch.no_grad():
+        ref, _ = net.step({"imu_accel": torch.zeros(1, 3), "image": torch.from_numpy(img)[None]},
+                          net.initial_state(1), torch.tensor([1 / 30]))
+    np.testing.assert_allclose(out, ref[0].numpy(), atol=1e-5)
+
+
+def test_old_files_default_to_dataset_normalization_and_bad_names_are_refused():
+    assert NetworkConfig(inputs=(IMU, CAM)).image_normalization == "dataset"
+    with pytest.raises(ConfigError, match="image_normalization"):
+        NetworkConfig(inputs=(IMU, CAM), image_normalization="per_image")
