@@ -38,6 +38,8 @@ SHORT = {  # other heads / modes / baselines, 200 steps
     "cfc-ref-motors": dict(REF),
     "cfc-ref-encoder-motors": dict(REF, vector_encoder_units=12),
     "cfc-ref-offset": dict(REF, thrust_reference_form="offset"),
+    "cfc-ref-mixer": dict(REF, thrust_reference_form="mixer"),
+    "mlp-ref-mixer": dict(REF, core="mlp", mlp_hidden=(16,), thrust_reference_form="mixer"),
     "cfc-ref-ctbr": dict(REF, mode="ctbr"),
     "gru-ref-motors": dict(REF, core="gru"),
     "mlp-ref-ctbr": dict(REF, core="mlp", mlp_hidden=(16,), mode="ctbr"),

@@ -22,7 +22,8 @@ VEC = (InputSpec.vector("imu", 6, std=2.0), InputSpec.vector("goal_error", 16))
     dict(core="gru", action=ActionSpec("ctbr", max_rate=6.0)),
     dict(hover_thrust=True, action=ActionSpec("ctbr", max_rate=6.0, thrust_reference="hover_thrust")),
     dict(camera=True, image_normalization="per_frame"),
-], ids=["cfc-camera", "ltc", "gru-ctbr", "cfc-ctbr-thrust_reference", "cfc-camera-per_frame"])
+    dict(hover_thrust=True, action=ActionSpec("motors", thrust_reference="hover_thrust", thrust_reference_form="mixer")),
+], ids=["cfc-camera", "ltc", "gru-ctbr", "cfc-ctbr-thrust_reference", "cfc-camera-per_frame", "cfc-motors-mixer"])
 def test_onnx_matches_torch_and_numpy(tmp_path, kw):
     kw = dict(kw)
     camera = kw.pop("camera", False)

@@ -1,4 +1,5 @@
-"""Thrust outputs relative to the hover-thrust input: u = sigmoid(logit(h) + z / (1 - h)).
+"""Thrust outputs relative to the hover-thrust input: u = sigmoid(logit(h) + z / (1 - h)), or the
+mixer form u = shift-to-fit(h (1 + S z)).
 
 The point of the head: a zero network output hovers at any thrust-to-weight, and one unit of
 output is one g of acceleration at hover (du/dz = h) whatever h is. Checked here in torch, in the
@@ -13,7 +14,7 @@ from lnn_drone.policy.config import ConfigError, NetworkConfig
 from lnn_drone.policy.model_file import load_model, save_network
 from lnn_drone.policy.network import build_policy_network
 from lnn_drone.policy.runtime_numpy import NumpyRuntime
-from lnn_drone.policy.spec import ActionSpec, InputSpec, SpecError
+from lnn_drone.policy.spec import MIXER_SIGNS, ActionSpec, InputSpec, SpecError
 
 INPUTS = (InputSpec.vector("imu", 6, std=2.0), InputSpec.vector("goal_error", 9, std=0.5),
           InputSpec.vector("hover_thrust", 1, mean=0.5, std=0.2))
@@ -62,8 +63,60 @@ def test_zero_output_hovers_and_the_slope_is_the_forms(mode, form):
     torch.testing.assert_close(slope, want.expand(5, n), rtol=2e-3, atol=1e-4)
 
 
-def test_outputs_stay_in_range_for_any_reference():
-    cfg, net = build(MOTORS_REF)
+def _mixer_net():
+    action = ActionSpec("motors", thrust_reference="hover_thrust", thrust_reference_form="mixer")
+    cfg = NetworkConfig(inputs=INPUTS, action=action, head="linear")
+    net = build_policy_network(cfg, seed=0).eval()
+    with torch.no_grad():
+        net.head.weight.zero_()
+        net.head.bias.zero_()
+    return cfg, net
+
+
+def _mixer_act(net, cfg, z, h):
+    """Motors for head outputs ``z`` (collective, roll, pitch, yaw) at reference ``h``."""
+    with torch.no_grad():
+        net.head.bias.copy_(torch.tensor(z, dtype=torch.float32))
+        return net.act(torch.zeros(len(h), cfg.core_output_size), {"hover_thrust": torch.tensor(h)[:, None]})
+
+
+def test_mixer_form_hovers_at_zero_and_one_unit_is_one_g_on_every_axis():
+    cfg, net = _mixer_net()
+    h = [0.1, 0.3, 0.45, 0.77]
+    hv = torch.tensor(h)[:, None]
+    torch.testing.assert_close(_mixer_act(net, cfg, [0, 0, 0, 0], h), hv.expand(4, 4), rtol=0, atol=1e-6)
+    for axis in range(4):
+        z = [0.0] * 4
+        z[axis] = 0.01
+        du = _mixer_act(net, cfg, z, h) - hv
+        want = 0.01 * hv * torch.tensor(MIXER_SIGNS[:, axis], dtype=torch.float32)
+        torch.testing.assert_close(du, want, rtol=0, atol=1e-6)
+
+
+def test_mixer_form_keeps_the_torque_and_gives_up_lift_when_a_rotor_would_pass_full_thrust():
+    """T/W 1.3 (h = 0.77), a roll demand of 0.4: the linear mix asks 1.08 of two rotors. The whole
+    is shifted down, so the differential (the torque) is kept; a per-rotor sigmoid would instead
+    give the top rotors +0.18 and take 0.40 from the others."""
+    cfg, net = _mixer_net()
+    u = _mixer_act(net, cfg, [0.0, 0.4, 0.0, 0.0], [0.77])[0]
+    assert float(u.max()) == pytest.approx(1.0, abs=1e-6)
+    assert float(u.max() - u.min()) == pytest.approx(2 * 0.77 * 0.4, abs=1e-5)
+    # past what the rotors can do at all, it clips: still in range, still the right sign
+    big = _mixer_act(net, cfg, [0.0, 3.0, 0.0, 0.0], [0.77])[0]
+    assert float(big.min()) == 0.0 and float(big.max()) == 1.0
+    assert torch.equal(big > 0.5, torch.tensor(MIXER_SIGNS[:, 1] > 0))
+
+
+def test_mixer_form_is_refused_without_motors_or_a_reference():
+    with pytest.raises(SpecError, match="mixer"):
+        ActionSpec("ctbr", max_rate=5.0, thrust_reference="hover_thrust", thrust_reference_form="mixer")
+    with pytest.raises(SpecError, match="mixer"):
+        ActionSpec("motors", thrust_reference_form="mixer")
+
+
+@pytest.mark.parametrize("form", ["scaled", "mixer"])
+def test_outputs_stay_in_range_for_any_reference(form):
+    cfg, net = build(dict(action=ActionSpec("motors", thrust_reference="hover_thrust", thrust_reference_form=form)))
     x = {"imu": torch.randn(64, 6) * 5, "goal_error": torch.randn(64, 9) * 5,
          "hover_thrust": torch.linspace(-1.0, 2.0, 64)[:, None]}
     with torch.no_grad():
@@ -71,10 +124,11 @@ def test_outputs_stay_in_range_for_any_reference():
     assert torch.isfinite(u).all() and (u >= 0).all() and (u <= 1).all()
 
 
-def test_numpy_runtime_passes_a_nan_reference_on_as_nan(tmp_path):
+@pytest.mark.parametrize("form", ["scaled", "mixer"])
+def test_numpy_runtime_passes_a_nan_reference_on_as_nan(tmp_path, form):
     """A NaN reference must not be silently clipped into a plausible command: the policy's
     non-finite-input failsafe has to see it."""
-    cfg, net = build(MOTORS_REF)
+    cfg, net = build(dict(action=ActionSpec("motors", thrust_reference="hover_thrust", thrust_reference_form=form)))
     rt = NumpyRuntime(load_model(save_network(tmp_path / "m.safetensors", net)))
     obs = {"imu": np.zeros(6), "goal_error": np.zeros(9), "hover_thrust": np.array([np.nan])}
     assert np.isnan(rt.step(obs, 0.01)).all()
@@ -95,8 +149,9 @@ def test_config_refuses_a_reference_it_cannot_read():
 def test_action_spec_roundtrip_and_old_headers():
     a = ActionSpec("ctbr", max_rate=5.0, thrust_reference="hover_thrust")
     assert ActionSpec.from_dict(a.to_dict()) == a
-    b = ActionSpec("motors", thrust_reference="hover_thrust", thrust_reference_form="offset")
-    assert ActionSpec.from_dict(b.to_dict()) == b
+    for form in ("offset", "mixer"):
+        b = ActionSpec("motors", thrust_reference="hover_thrust", thrust_reference_form=form)
+        assert ActionSpec.from_dict(b.to_dict()) == b
     old = {"mode": "motors", "max_rate": 0.0}  # a header written before references existed
     assert ActionSpec.from_dict(old).thrust_reference == "none"
 
@@ -110,4 +165,4 @@ def test_shipped_models_still_load():
     assert files
     for f in files:
         m = load_model(f)
-        assert m.config.action.thrust_reference in ("none", "hover_thrust")
+        assert m.config.action.thrust_reference in ("none", "hover_thrust", "hover_thrust_imu")

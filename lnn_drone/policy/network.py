@@ -23,7 +23,7 @@ from ..liquid.rnn import SequenceOutput, run_sequence
 from ..liquid.wiring import Wiring
 from .architecture import LIQUID_PREFIX, build_wiring, check_wiring, expected_shapes
 from .config import PER_FRAME_STD_FLOOR, NetworkConfig
-from .spec import REFERENCE_CLIP
+from .spec import MIXER_SIGNS, REFERENCE_CLIP
 
 __all__ = ["NetworkConfig", "PolicyNetwork", "build_policy_network", "GRUCore", "MLPCore"]
 
@@ -132,6 +132,7 @@ class PolicyNetwork(nn.Module):
         a = config.action
         self.head = AffineHead(a.dim) if config.head_kind == "affine" else nn.Linear(config.core_output_size, a.dim)
         self.max_rate = a.max_rate
+        self.register_buffer("mixer_signs", torch.tensor(MIXER_SIGNS, dtype=torch.float32), persistent=False)
 
     # -- pieces ------------------------------------------------------------------------------
     @property
@@ -172,6 +173,11 @@ class PolicyNetwork(nn.Module):
             if inputs is None:
                 raise ValueError(f"a thrust reference needs the raw input {a.thrust_reference!r}")
             h = inputs[a.thrust_reference][..., :1].to(torch.float32).clamp(*REFERENCE_CLIP)
+            if a.thrust_reference_form == "mixer":
+                f = h * (1.0 + zt @ self.mixer_signs.T)
+                f = f - torch.relu(f.amax(-1, keepdim=True) - 1.0)  # shift the whole so the top rotor fits
+                f = f + torch.relu(-f.amin(-1, keepdim=True))       # and the bottom one (then clip)
+                return f.clamp(0.0, 1.0)
             zt = torch.logit(h) + (zt / (1.0 - h) if a.thrust_reference_form == "scaled" else zt)
         thrust = torch.sigmoid(zt)
         if a.mode == "motors":

@@ -28,7 +28,7 @@ import numpy as np
 
 from .config import PER_FRAME_STD_FLOOR
 from .model_file import LoadedModel
-from .spec import REFERENCE_CLIP
+from .spec import MIXER_SIGNS, REFERENCE_CLIP
 
 __all__ = ["NumpyRuntime", "softplus"]
 
@@ -481,7 +481,11 @@ class NumpyRuntime:
             self._conv = _ConvEncoder(model, self.core.inp[start : start + cfg.image_features])
         # head: y = tanh(out @ W') ; action = y * c1 + c0 (sigmoid / max_rate * tanh folded)
         a = cfg.action
+        # the mixer form works on the raw head outputs (no squashing to fold)
+        self._mixer = MIXER_SIGNS.astype(_F) if a.thrust_reference_form == "mixer" else None
         c = np.full(a.dim, 0.5) if a.mode == "motors" else np.array([0.5] + [1.0] * (a.dim - 1))
+        if self._mixer is not None:
+            c = np.ones(a.dim)
         self._c1 = c.copy() if a.mode == "motors" else np.array([0.5] + [a.max_rate] * (a.dim - 1))
         self._c0 = np.array([0.5] + [0.0 if a.mode == "ctbr" else 0.5] * (a.dim - 1))
         o = cfg.core_output_size
@@ -531,6 +535,20 @@ class NumpyRuntime:
         if self._ref is not None:
             h = float(self._ref[0])
             h = _REF_LO if h < _REF_LO else _REF_HI if h > _REF_HI else h  # NaN stays NaN: the caller's failsafe sees it
+            if self._mixer is not None:
+                act = self._mixer @ y
+                act += 1.0
+                act *= h
+                top, bottom = act.max(), act.min()
+                if top > 1.0:
+                    act -= top - 1.0
+                    bottom -= top - 1.0
+                if bottom < 0.0:
+                    act -= bottom
+                np.clip(act, 0.0, 1.0, out=act)
+                if core.record:
+                    self.aux = core.aux
+                return act
             yt = self._ref_y
             if self._ref_scaled:
                 yt *= 1.0 / (1.0 - h)

@@ -10,7 +10,14 @@ thrust outputs relative to a hover-thrust input h, so a zero network output hove
 thrust-to-weight. Two forms: ``scaled`` (default), ``u = sigmoid(logit(h) + z / (1 - h))``, where a
 unit output is also one g of acceleration (``du/dz = h`` at hover, the physics of
 ``u = h (1 + a / g)``); ``offset``, ``u = sigmoid(logit(h) + z)``, which only moves the plain
-sigmoid's centre to h (``du/dz = h (1 - h)``, as the plain head has at u = h). Torch-free.
+sigmoid's centre to h (``du/dz = h (1 - h)``, as the plain head has at u = h). And, in motors
+mode only, ``mixer``: the four outputs are collective, roll, pitch and yaw in g units (z_c = 1 is
+one g more, a unit of differential is h on each rotor), mixed linearly by :data:`MIXER_SIGNS`,
+``f = h (1 + S z)``, then shifted as a whole so every rotor fits in [0, 1] (what a flight
+controller's airmode does: attitude authority before altitude) and clipped. Unlike a per-rotor
+sigmoid, it is symmetric about hover: near full thrust a sigmoid gives a rotor little more while
+its opposite loses much, so every attitude correction of a low thrust-to-weight vehicle also
+costs lift. Torch-free.
 """
 from __future__ import annotations
 
@@ -20,12 +27,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = ["SpecError", "InputSpec", "ActionSpec", "ACTION_MODES", "THRUST_REFERENCES", "REFERENCE_FORMS", "REFERENCE_CLIP",
-           "MOTOR_NAMES", "CTBR_NAMES"]
+           "MIXER_SIGNS", "MOTOR_NAMES", "CTBR_NAMES"]
 
 ACTION_MODES = ("motors", "ctbr")
 # "none": thrust = sigmoid(z); an input name: thrust relative to that (1-value) hover-thrust input
 THRUST_REFERENCES = ("none", "hover_thrust", "hover_thrust_imu")
-REFERENCE_FORMS = ("scaled", "offset")
+REFERENCE_FORMS = ("scaled", "offset", "mixer")
+# rotors (contract order FR, BR, BL, FL) x mixer coordinates (collective, roll = left minus right,
+# pitch = back minus front, yaw = the rotors' reaction-torque signs): u = S @ (c, r, p, y)
+MIXER_SIGNS = np.array([[1.0, -1.0, -1.0, -1.0], [1.0, -1.0, 1.0, 1.0], [1.0, 1.0, 1.0, -1.0], [1.0, 1.0, -1.0, 1.0]])
 # the reference is clipped to this before its logit (the hover-thrust estimator keeps 0.08-0.95)
 REFERENCE_CLIP = (0.02, 0.98)
 MOTOR_NAMES = ("front_right", "back_right", "back_left", "front_left")
@@ -137,6 +147,9 @@ class ActionSpec:
             raise SpecError(f"thrust_reference must be one of {THRUST_REFERENCES}, got {self.thrust_reference!r}")
         if self.thrust_reference_form not in REFERENCE_FORMS:
             raise SpecError(f"thrust_reference_form must be one of {REFERENCE_FORMS}, got {self.thrust_reference_form!r}")
+        if self.thrust_reference_form == "mixer" and (self.mode != "motors" or self.thrust_reference == "none"):
+            raise SpecError("thrust_reference_form 'mixer' needs action mode 'motors' and a thrust reference, "
+                            f"got mode {self.mode!r} and reference {self.thrust_reference!r}")
         if self.mode == "ctbr" and not (math.isfinite(self.max_rate) and self.max_rate > 0):
             raise SpecError(f"ctbr needs max_rate > 0 (rad/s), got {self.max_rate}")
         object.__setattr__(self, "max_rate", float(self.max_rate))

@@ -233,10 +233,10 @@ class DaggerTrainer:
         """(4x4 map from per-motor errors to mixer coordinates, weights)."""
         torch = self.torch
         if self.cfg.action_mode == "motors":
-            from ..frames import YAW_TORQUE_SIGNS
+            from ..policy.spec import MIXER_SIGNS
 
             # columns: collective, roll (left minus right), pitch (back minus front), yaw
-            mix = np.array([[1, 1, 1, 1], [-1, -1, 1, 1], [-1, 1, 1, -1], list(YAW_TORQUE_SIGNS)], dtype=np.float32).T / 4
+            mix = MIXER_SIGNS.astype(np.float32) / 4
         else:
             mix = np.eye(4, dtype=np.float32)
         return torch.from_numpy(mix), torch.tensor(self.cfg.loss_weights, dtype=torch.float32)
