@@ -93,6 +93,26 @@ def test_each_visual_condition_changes_what_the_camera_sees(condition):
     assert not np.array_equal(changed, nominal)
 
 
+def test_training_scenes_have_walls_in_about_half_the_episodes():
+    """Walls with the training texture styles in half the training (and nominal) scenes, so the
+    OOD ``textures`` condition changes the styles, not whether there is a wall at all."""
+    from lnn_drone.sim._pybullet import pb
+    from lnn_drone.training.vision import TRAIN_TEXTURES, train_scene
+
+    env = make_visual_env(VisualEvalSettings())
+    try:
+        scene = env.unwrapped.scene
+        assert train_scene().walls_fraction == 0.5 and set(train_scene().texture_styles) == set(TRAIN_TEXTURES)
+        shown = []
+        for seed in range(40):
+            scene.randomize(np.random.default_rng(seed), train_scene())
+            z = pb.getBasePositionAndOrientation(scene._walls[0], physicsClientId=scene.client)[0][2]
+            shown.append(z > 0)
+        assert 10 <= sum(shown) <= 30
+    finally:
+        env.close()
+
+
 def test_quad250_condition_flies_the_other_vehicle():
     env = make_visual_env(VisualEvalSettings(condition="quad250"))
     try:
@@ -195,7 +215,7 @@ def test_shipped_model_reads_only_imu_and_camera():
     from lnn_drone.policy.policy import Policy
 
     model = load_model(MODEL)
-    assert not set(model.input_names) & {"odom", "goal", "goal_error"}
+    assert not set(model.input_names) & {"odom", "goal", "goal_error", "goal_error_integral", "hover_thrust"}
     assert Policy(model).required_observations == {"image", "imu", "attitude"}  # camera + IMU topics only
     assert model.config.core == "cfc" and model.config.wiring == "ncp"
 
