@@ -83,22 +83,20 @@ def test_one_vehicle_fast_path_follows_the_batch_rule():
     assert abs(one.value[0] - PRIOR_HOVER_FRACTION) > 1e-3
 
 
-def _model(path, estimate: str = "hover_thrust") -> Policy:
-    return Policy.load(random_model(path, seed=3, inputs=("imu", "goal_error", estimate), control_period=1.0 / 120.0))
+def _model(path) -> Policy:
+    return Policy.load(random_model(path, seed=3, inputs=("imu", "goal_error", "hover_thrust"), control_period=1.0 / 120.0))
 
 
-@pytest.mark.parametrize("estimate", ["hover_thrust", "hover_thrust_imu"])
 @pytest.mark.parametrize("thrust_to_weight", [1.3, 3.0])
-def test_policy_keeps_the_same_estimate_as_the_env_and_both_find_the_truth(tmp_path, thrust_to_weight, estimate):
+def test_policy_keeps_the_same_estimate_as_the_env_and_both_find_the_truth(tmp_path, thrust_to_weight):
     """Env (training) and Policy (drone) compute the same estimate from the same stream, and it
-    reaches the true hover fraction of a vehicle far from the prior (the IMU-only one too: once
-    the vehicle holds its height, the drag term it leaves out is zero)."""
+    reaches the true hover fraction of a vehicle far from the prior."""
     from lnn_drone.config import RandomizationConfig
     from lnn_drone.sim.envs import HoverEnv, TaskConfig
 
     rand = RandomizationConfig(enabled=True, thrust_to_weight=[thrust_to_weight, thrust_to_weight])
     env = HoverEnv(task=TaskConfig(episode_s=3.0), randomization=rand)
-    policy = _model(tmp_path / "m.safetensors", estimate)
+    policy = _model(tmp_path / "m.safetensors")
     pilot = ExpertAgent(teacher="adaptive")  # flies; the policy only computes
     obs, _ = env.reset(seed=4)
     pilot.reset([env])
@@ -109,13 +107,13 @@ def test_policy_keeps_the_same_estimate_as_the_env_and_both_find_the_truth(tmp_p
         action = pilot.act([obs], [env])[0]
         # Policy feeds back its own command; here the pilot's is what flew, so pass it as last_action
         policy.step({k: obs[k] for k in ("imu", "odom", "goal", "last_action")}, env.control_dt)
-        assert policy._hover_estimators[estimate].value[0] == pytest.approx(float(obs[estimate][0]), abs=1e-6)
+        assert policy._hover_estimator.value[0] == pytest.approx(float(obs["hover_thrust"][0]), abs=1e-6)
         obs, _, term, trunc, _ = env.step(action)
         if term or trunc:
             break
     env.close()
     assert not term
-    assert float(obs[estimate][0]) == pytest.approx(true_hover, rel=0.05)
+    assert float(obs["hover_thrust"][0]) == pytest.approx(true_hover, rel=0.05)
 
 
 def test_policy_refuses_a_hover_thrust_model_without_imu_or_odometry(tmp_path):
@@ -124,15 +122,6 @@ def test_policy_refuses_a_hover_thrust_model_without_imu_or_odometry(tmp_path):
         p.step({"odom": np.zeros(13), "goal": np.zeros(4)}, 0.01)
     with pytest.raises(FeatureError, match="odom"):
         p.step({"imu": np.zeros(6), "goal": np.zeros(4)}, 0.01)
-
-
-def test_the_imu_only_estimate_needs_no_odometry(tmp_path):
-    p2 = Policy.load(random_model(tmp_path / "v.safetensors", seed=3, inputs=("imu", "hover_thrust_imu"), control_period=0.01))
-    assert p2.required_observations == {"imu"}
-    out = p2.step({"imu": np.array([0.0, 0.0, 0.0, 0.0, 0.0, 9.81])}, 0.01)
-    assert np.isfinite(out).all()
-    with pytest.raises(FeatureError, match="imu"):
-        p2.step({"odom": np.zeros(13)}, 0.01)
 
 
 def test_body_z_velocity_of_a_tilted_vehicle():

@@ -165,4 +165,4 @@ def test_shipped_models_still_load():
     assert files
     for f in files:
         m = load_model(f)
-        assert m.config.action.thrust_reference in ("none", "hover_thrust", "hover_thrust_imu")
+        assert m.config.action.thrust_reference in ("none", "hover_thrust")

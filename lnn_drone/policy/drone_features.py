@@ -107,18 +107,6 @@ def hover_thrust(obs) -> np.ndarray:
     return h.reshape(*h.shape[:-1], 1) if h.ndim and h.shape[-1] == 1 else h[..., None]
 
 
-@register_feature("hover_thrust_imu", dim=1, requires=("imu",))
-def hover_thrust_imu(obs) -> np.ndarray:
-    """The hover-thrust estimate of ``hover_thrust`` from the accelerometer and the policy's own
-    commands alone, without the rotor-drag term (its body-z velocity is taken as zero): what a
-    policy that sees no odometry (the camera policy) can know of its vehicle's strength. It
-    reads a vehicle climbing or sinking fast as slightly weaker or stronger than it is."""
-    if "hover_thrust_imu" not in obs:
-        raise ValueError("hover_thrust_imu is supplied by Policy.step (or the env); it is missing here")
-    h = np.asarray(obs["hover_thrust_imu"], dtype=np.float64)
-    return h.reshape(*h.shape[:-1], 1) if h.ndim and h.shape[-1] == 1 else h[..., None]
-
-
 @register_feature("gravity_body", dim=3, requires=("attitude",))
 def gravity_body(obs) -> np.ndarray:
     """World "up" in the body frame (3rd row of R) from the IMU's attitude estimate

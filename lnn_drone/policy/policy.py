@@ -21,7 +21,6 @@ from .spec import ActionSpec, InputSpec
 LAST_ACTION = "last_action"  # the model's own previous command, fed back by :class:`Policy`
 ERROR_INTEGRAL = "error_integral"  # ∫(p - p_goal) dt, kept by :class:`Policy` for models that read it
 HOVER_THRUST = "hover_thrust"  # estimated hover collective, kept by :class:`Policy` for models that read it
-HOVER_THRUST_IMU = "hover_thrust_imu"  # the same from the IMU and own commands alone (no odometry)
 
 __all__ = ["Policy"]
 
@@ -51,9 +50,8 @@ class Policy:
         self._last_action = np.zeros(cfg.action.dim)
         # likewise the position-error integral (``goal_error_integral``): same class as the envs
         self._integrator = ErrorIntegrator(1) if "goal_error_integral" in self.model.input_names else None
-        # and the hover-thrust estimates (accelerometer, odometry velocity or none, own commands): same class as the envs
-        self._hover_estimators = {n: HoverThrustEstimator(1) for n in (HOVER_THRUST, HOVER_THRUST_IMU)
-                                  if n in self.model.input_names}
+        # and the hover-thrust estimate (accelerometer, odometry velocity, own commands): same class as the envs
+        self._hover_estimator = HoverThrustEstimator(1) if HOVER_THRUST in self.model.input_names else None
 
     @classmethod
     def load(cls, path: str | os.PathLike, available_observations: Iterable[str] | None = None, record: bool = False) -> "Policy":
@@ -87,8 +85,8 @@ class Policy:
         self._last_action = np.zeros_like(self._last_action)
         if self._integrator is not None:
             self._integrator.reset()
-        for estimator in self._hover_estimators.values():
-            estimator.reset()
+        if self._hover_estimator is not None:
+            self._hover_estimator.reset()
 
     @property
     def state(self) -> np.ndarray:
@@ -99,25 +97,18 @@ class Policy:
         """With ``record=True``: CfC time gates or LTC time constants of the last step."""
         return self.runtime.aux
 
-    def _estimate_hover_thrust(self, name: str, observation: Mapping[str, np.ndarray], dt: float) -> np.ndarray:
-        """Advance the hover-thrust estimate ``name`` with this tick's accelerometer (and, for
-        ``hover_thrust``, the odometry's body-z velocity) and the previous command (the caller's
-        ``last_action`` if it supplies one, else the policy's own)."""
-        needs = ("imu", "odom") if name == HOVER_THRUST else ("imu",)
-        if any(k not in observation for k in needs):
-            raise FeatureError(f"input {name!r} needs observation keys {' and '.join(needs)}; got {sorted(observation)}")
+    def _estimate_hover_thrust(self, observation: Mapping[str, np.ndarray], dt: float) -> np.ndarray:
+        """Advance the hover-thrust estimate with this tick's accelerometer and odometry and the
+        previous command (the caller's ``last_action`` if it supplies one, else the policy's own)."""
+        if "imu" not in observation or "odom" not in observation:
+            raise FeatureError(f"input 'hover_thrust' needs observation keys imu and odom; got {sorted(observation)}")
         imu = np.asarray(observation["imu"], dtype=np.float64).reshape(-1)
-        if imu.shape != (6,):
-            raise FeatureError(f"input {name!r} needs imu (6,), got {imu.shape}")
-        v_z = 0.0
-        if name == HOVER_THRUST:
-            odom = np.asarray(observation["odom"], dtype=np.float64).reshape(-1)
-            if odom.shape != (13,):
-                raise FeatureError(f"input {name!r} needs odom (13,), got {odom.shape}")
-            v_z = body_z_velocity(odom)
+        odom = np.asarray(observation["odom"], dtype=np.float64).reshape(-1)
+        if imu.shape != (6,) or odom.shape != (13,):
+            raise FeatureError(f"input 'hover_thrust' needs imu (6,) and odom (13,), got {imu.shape} and {odom.shape}")
         a = observation.get(LAST_ACTION, self._last_action)
         collective = collective_of(a.tolist() if isinstance(a, np.ndarray) else list(a), self.action_mode)
-        return np.array([self._hover_estimators[name].update_one(float(imu[5]), collective, v_z, dt)])
+        return np.array([self._hover_estimator.update_one(float(imu[5]), collective, body_z_velocity(odom), dt)])
 
     def step(self, observation: Mapping[str, np.ndarray], dt: float) -> np.ndarray:
         if not isinstance(dt, (int, float, np.floating, np.integer)) or not math.isfinite(dt) or dt < 0:
@@ -132,9 +123,8 @@ class Policy:
             except ValueError as exc:
                 raise FeatureError(f"input 'goal_error_integral': {exc}") from exc
             observation = {**observation, ERROR_INTEGRAL: value[0]}
-        for name in self._hover_estimators:
-            if name not in observation:
-                observation = {**observation, name: self._estimate_hover_thrust(name, observation, float(dt))}
+        if self._hover_estimator is not None and HOVER_THRUST not in observation:
+            observation = {**observation, HOVER_THRUST: self._estimate_hover_thrust(observation, float(dt))}
         for name, shape, view in self._vector:
             extract(name, observation, shape, out=view)
         if self._image is not None:
@@ -143,6 +133,6 @@ class Policy:
                 raise FeatureError(f"input {self._image.name!r} must be uint8 RGB, got dtype {img.dtype}")
             self.runtime.set_input(self._image.name, img)
         command = self.runtime.run(float(dt))
-        if self._feeds_back or self._hover_estimators:
+        if self._feeds_back or self._hover_estimator is not None:
             self._last_action = command.copy()
         return command

@@ -31,7 +31,7 @@ __all__ = ["SpecError", "InputSpec", "ActionSpec", "ACTION_MODES", "THRUST_REFER
 
 ACTION_MODES = ("motors", "ctbr")
 # "none": thrust = sigmoid(z); an input name: thrust relative to that (1-value) hover-thrust input
-THRUST_REFERENCES = ("none", "hover_thrust", "hover_thrust_imu")
+THRUST_REFERENCES = ("none", "hover_thrust")
 REFERENCE_FORMS = ("scaled", "offset", "mixer")
 # rotors (contract order FR, BR, BL, FL) x mixer coordinates (collective, roll = left minus right,
 # pitch = back minus front, yaw = the rotors' reaction-torque signs): u = S @ (c, r, p, y)

@@ -94,9 +94,6 @@ class QuadrotorEnv(gym.Env):
             # the hover collective estimated from the accelerometer, the odometry's velocity and
             # last_action, kept exactly as the onboard Policy keeps it (``policy.hover_thrust``)
             "hover_thrust": spaces.Box(0.0, 1.0, (1,), np.float32),
-            # the same estimate from the accelerometer and last_action alone, for policies that
-            # see no odometry (``hover_thrust_imu``)
-            "hover_thrust_imu": spaces.Box(0.0, 1.0, (1,), np.float32),
         }
         cam = self.sim_config.camera
         if cam.enabled:
@@ -113,7 +110,6 @@ class QuadrotorEnv(gym.Env):
         self._last_action = (0.0, 0.0, 0.0, 0.0)
         self._integrator = ErrorIntegrator(1)
         self._hover_estimator = HoverThrustEstimator(1)
-        self._hover_estimator_imu = HoverThrustEstimator(1)
         self._floor_z = self.sim.body_half_height + self.task.ground_clearance_m
         self._max_dist = self.task.max_distance_m
         self.variation = EpisodeVariation(self.nominal_vehicle)
@@ -153,7 +149,6 @@ class QuadrotorEnv(gym.Env):
         self._last_action = (0.0, 0.0, 0.0, 0.0)
         self._integrator.reset()
         self._hover_estimator.reset()
-        self._hover_estimator_imu.reset()
         self._after_reset(rng)
         self._goal32 = self.goal.astype(np.float32)
         self._goal_t = tuple(self.goal.tolist())
@@ -228,8 +223,6 @@ class QuadrotorEnv(gym.Env):
         v_z = body_z_velocity(obs["odom"])
         obs["hover_thrust"] = np.array([self._hover_estimator.update_one(imu.accel[2], collective, v_z, self.control_dt)],
                                        dtype=np.float32)
-        obs["hover_thrust_imu"] = np.array([self._hover_estimator_imu.update_one(imu.accel[2], collective, 0.0, self.control_dt)],
-                                           dtype=np.float32)
         return self._with_image(obs)
 
     @property

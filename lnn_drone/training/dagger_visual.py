@@ -38,7 +38,7 @@ class VisualTrainConfig(TrainConfig):
             raise ValueError(f"VisualTrainConfig is for task visual_target, got {self.task!r}")
         if "image" not in self.inputs:
             raise ValueError("a visual-target policy needs the 'image' input")
-        # hover_thrust reads the odometry's velocity; hover_thrust_imu is its IMU-only twin
+        # hover_thrust reads the odometry's velocity (its rotor-drag term)
         if any(n in ("odom", "goal", "goal_error", "goal_error_integral", "hover_thrust") for n in self.inputs):
             raise ValueError(f"the visual-target policy must not read odometry or the goal, got inputs {self.inputs}")
         if not 0.0 <= self.moving_fraction <= 1.0:
