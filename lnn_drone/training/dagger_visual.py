@@ -8,12 +8,13 @@ the checks, which use the visual-target protocol (:mod:`lnn_drone.training.visio
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from .dagger import DaggerTrainer, TrainConfig
-from .vision import VisualEvalSettings, VisualExpert, VisualSetup, episode_start, evaluate_visual, make_visual_env
+from .vision import (VisualEvalSettings, VisualExpert, VisualSetup, episode_start, evaluate_visual, make_visual_env,
+                     train_scene)
 
 
 @dataclass
@@ -27,6 +28,7 @@ class VisualTrainConfig(TrainConfig):
     camera_latency_fraction: float = 0.5   # share of episodes with camera latency (the others: none)
     moving_fraction: float = 0.3        # share of episodes whose target drifts
     target_speed_mps: float = 0.5
+    walls_fraction: float = 0.0         # share of training scenes with walls (training texture styles)
     # baselines: train on a finished run's aggregated dataset (same data) for updates_first
     # gradient steps instead of flying rollouts; empty = DAgger
     dataset: str = ""
@@ -41,6 +43,8 @@ class VisualTrainConfig(TrainConfig):
         # hover_thrust reads the odometry's velocity (its rotor-drag term)
         if any(n in ("odom", "goal", "goal_error", "goal_error_integral", "hover_thrust") for n in self.inputs):
             raise ValueError(f"the visual-target policy must not read odometry or the goal, got inputs {self.inputs}")
+        if not 0.0 <= self.walls_fraction <= 1.0:
+            raise ValueError(f"walls_fraction must be in [0, 1], got {self.walls_fraction}")
         if not 0.0 <= self.moving_fraction <= 1.0:
             raise ValueError(f"moving_fraction must be in [0, 1], got {self.moving_fraction}")
 
@@ -82,7 +86,8 @@ class VisualDaggerTrainer(DaggerTrainer):
     def _make_envs(self) -> list:
         c = self.cfg
         s = VisualEvalSettings(vehicle=c.vehicle, setup=self.setup)
-        return [make_visual_env(s, randomization=c.randomization, camera_latency_range=tuple(c.camera_latency_s))
+        scene = replace(train_scene(), walls_fraction=c.walls_fraction)
+        return [make_visual_env(s, randomization=c.randomization, scene=scene, camera_latency_range=tuple(c.camera_latency_s))
                 for _ in range(c.rollout_batch)]
 
     def _episode_reset(self, iteration: int, episode: int) -> tuple[int, dict]:

@@ -54,7 +54,7 @@ def train_scene() -> SceneRandomization:
     """The scene randomization of training (and of the ``nominal`` condition)."""
     return SceneRandomization(ground_textures=True, target_color_jitter=0.12, distractors=(0, 0),
                               light_direction=True, light_intensity=(0.6, 1.0), ambient=(0.4, 0.8),
-                              texture_styles=TRAIN_TEXTURES, walls_fraction=0.5)
+                              texture_styles=TRAIN_TEXTURES)
 
 
 @dataclass(frozen=True)
