@@ -77,6 +77,20 @@ def test_short_dagger_run_improves_on_its_start(tmp_path):
     best = load_model(tmp_path / "run" / "best.safetensors").tensors
     for name, value in trainer.net.state_dict().items():
         np.testing.assert_array_equal(value.numpy(), best[name])
+    # the same finished run, resumed with average_last = 2: it trains nothing and ends with the
+    # mean of the last two iterations' weights
+    averaged = DaggerTrainer(tiny_config(average_last=2), tmp_path / "run", progress=False)
+    try:
+        again = averaged.run(resume=True)
+        kept = [load_model(tmp_path / "run" / "iterations" / f"it0{i}.safetensors").tensors for i in (0, 1)]
+        assert again["averaged_iterations"] == [0, 1]
+        for name, value in averaged.net.state_dict().items():
+            np.testing.assert_allclose(value.numpy(), 0.5 * (kept[0][name] + kept[1][name]), rtol=0, atol=1e-7)
+        assert any(not np.array_equal(kept[0][k], kept[1][k]) for k in kept[0])  # two different iterates
+    finally:
+        averaged.close()
+    with pytest.raises(ValueError, match="average_last"):
+        tiny_config(average_last=3).check()
 
 
 @pytest.mark.slow
@@ -200,14 +214,19 @@ def test_check_score_weighs_success_on_every_cell_against_precision():
 
 
 def test_baseline_recipes_are_the_hover_recipe_with_another_core(tmp_path):
-    """"Same data and budget": the baselines extend config/train_hover.yaml and change only the
-    name, the core and its network; a recipe that extends itself is refused."""
+    """"Same data and budget": the baselines extend config/train_hover.yaml (or the visual recipe)
+    and change only the name, the core and its network; a recipe that extends itself is refused."""
     from lnn_drone.commands.train_cmd import read_recipe
 
     hover = read_recipe(ROOT / "config" / "train_hover.yaml")
     for name in ("gru16", "mlp64"):
         recipe = read_recipe(ROOT / "config" / f"train_{name}.yaml")
         differs = {k for k in set(hover) | set(recipe) if hover.get(k) != recipe.get(k)}
+        assert differs == {"name", "core", "network"}, (name, differs)
+    visual = read_recipe(ROOT / "config" / "train_visual_target.yaml")
+    for name in ("gru", "mlp"):
+        recipe = read_recipe(ROOT / "config" / f"train_visual_target_{name}.yaml")
+        differs = {k for k in set(visual) | set(recipe) if visual.get(k) != recipe.get(k)}
         assert differs == {"name", "core", "network"}, (name, differs)
     (tmp_path / "a.yaml").write_text("extends: b.yaml\nname: a\n")
     (tmp_path / "b.yaml").write_text("extends: a.yaml\nname: b\n")

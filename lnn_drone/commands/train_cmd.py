@@ -85,7 +85,9 @@ def run(args) -> int:
         provenance = {"trainer": "dagger", "config": asdict(cfg), "git_commit": git_commit(),
                       "dataset_episodes": len(trainer.dataset.episodes), "dataset_steps": trainer.dataset.steps,
                       "train_wall_s": round(result["train_wall_s"], 1)}
-        if "selected_iteration" in result:
+        if "averaged_iterations" in result:
+            provenance["averaged_iterations"] = result["averaged_iterations"]
+        elif "selected_iteration" in result:
             provenance["selected_iteration"] = result["selected_iteration"]
         save_network(out, trainer.net, provenance=provenance)
         evaluation = trainer.final_evaluation(out)

@@ -100,9 +100,18 @@ class TrainConfig:
     # ship the iteration that scores best on the check (mean success - 5 x A30 RMSE in m) rather
     # than the last one: a DAgger run's quality swings from one iteration to the next
     select_best: bool = True
+    # > 0: ship the element-wise mean of the weights of the last ``average_last`` iterations
+    # instead (stochastic weight averaging, Izmailov et al. 2018): the iterates of a DAgger run
+    # scatter around a good solution, and their mean flies better than any one of them; it
+    # overrides select_best
+    average_last: int = 0
     final_eval_episodes: int = 50      # per tier, written into the model file
     seed: int = 0
     threads: int = 2
+
+    def check(self) -> None:
+        if not 0 <= self.average_last <= self.iterations + 1:
+            raise ValueError(f"average_last must be in [0, iterations + 1 = {self.iterations + 1}], got {self.average_last}")
 
 
 class DaggerTrainer:
@@ -314,9 +323,9 @@ class DaggerTrainer:
 
         state = json.loads(state_path.read_text())
         # a run may be extended (more iterations, another final evaluation size) or finish with
-        # another selection rule (select_best reads the kept iterations, it trains nothing);
+        # another selection rule (select_best and average_last read the kept iterations, they train nothing);
         # anything else would mix two recipes in one model
-        extendable = {"iterations", "final_eval_episodes", "select_best"}
+        extendable = {"iterations", "final_eval_episodes", "select_best", "average_last"}
         # a field added to TrainConfig after the run was saved ran with its default
         saved_config = {**_jsonable(asdict(type(self.cfg)())), **state["config"]}
         saved = {k: v for k, v in saved_config.items() if k not in extendable}
@@ -367,12 +376,32 @@ class DaggerTrainer:
                 print(f"iteration {it}: loss {loss:.3e}, {self.NOMINAL_CHECK} check success {check['success_rate']:.0%} "
                       f"rmse {check['rmse_m_median']}{others}, {elapsed:.0f} s", flush=True)
         selected = self.cfg.iterations
-        if self.cfg.select_best and self.best is not None:
+        result: dict = {}
+        if self.cfg.average_last > 0:
+            first = max(0, self.cfg.iterations - self.cfg.average_last + 1)
+            self._average_weights([self.run_dir / "iterations" / f"it{i:02d}.safetensors"
+                                   for i in range(first, self.cfg.iterations + 1)])
+            result["averaged_iterations"] = [first, self.cfg.iterations]
+            if self.progress:
+                print(f"shipping the mean of the weights of iterations {first}-{self.cfg.iterations}", flush=True)
+        elif self.cfg.select_best and self.best is not None:
             self._load_weights(self.run_dir / "best.safetensors")
             selected = int(self.best["iteration"])
             if self.progress:
                 print(f"selected iteration {selected} (best check score {self.best['score']})", flush=True)
-        return {"train_wall_s": elapsed_before + time.perf_counter() - t0, "selected_iteration": selected}
+        return {"train_wall_s": elapsed_before + time.perf_counter() - t0, "selected_iteration": selected, **result}
+
+    def _average_weights(self, paths: list[Path]) -> None:
+        """Load the element-wise mean of the weights in ``paths`` (same architecture and input
+        normalisation, or a clear error)."""
+        from ..policy.model_file import load_model
+
+        models = [load_model(p) for p in paths]
+        for m, p in zip(models[1:], paths[1:]):
+            if m.config != models[0].config:
+                raise ValueError(f"cannot average {p} with {paths[0]}: another network configuration or normalisation")
+        mean = {k: np.mean([m.tensors[k] for m in models], axis=0) for k in models[0].tensors}
+        self.net.load_state_dict({k: self.torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in mean.items()})
 
     def final_evaluation(self, model_path: str | Path, episodes: int | None = None) -> dict:
         from .agents import PolicyAgent

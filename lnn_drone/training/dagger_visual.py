@@ -36,6 +36,7 @@ class VisualTrainConfig(TrainConfig):
     final_conditions: list = field(default_factory=lambda: ["nominal", "moving_target"])
 
     def check(self) -> None:
+        super().check()
         if self.task != "visual_target":
             raise ValueError(f"VisualTrainConfig is for task visual_target, got {self.task!r}")
         if "image" not in self.inputs:
