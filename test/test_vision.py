@@ -227,9 +227,9 @@ def test_shipped_model_reads_only_imu_and_camera():
 
 @pytest.mark.slow
 def test_shipped_model_flies_to_the_visual_target():
-    """A few seeded nominal episodes with the numpy runtime. The model was released at 84 % (N = 50)
-    and flies 6 of these 8; at 84 %, fewer than 4 of 8 has a probability of ~0.3 %, so this fails on
-    a real regression (a broken runtime, model or camera path flies none), not on chance."""
+    """A few seeded nominal episodes with the numpy runtime. The model was released at 92 % (N = 100)
+    and flies 8 of these 8; at 92 %, fewer than 4 of 8 has a probability of ~0.015 %, so this fails
+    on a real regression (a broken runtime, model or camera path flies none), not on chance."""
     from lnn_drone.training.agents import PolicyAgent
     from lnn_drone.training.vision import setup_for_model
 

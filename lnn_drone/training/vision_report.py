@@ -249,6 +249,7 @@ def run_report(models: list[str], out_dir: str, episodes: int, seed: int = 0, co
     out = Path(out_dir)
     conditions = conditions or list(CONDITIONS)
     cells = evaluate_matrix(models, conditions, episodes, seed, out / "results.json", progress)
+    cells = {m: cells[m] for m in models}  # the command's order; other controllers kept in results.json stay out
     first = next((m for m in models if m != "expert"), None)
     params = {m: _training_facts(load_model(m)) for m in models if m != "expert"}
     stats = None
