@@ -29,8 +29,9 @@ class VisualTrainConfig(TrainConfig):
     moving_fraction: float = 0.3        # share of episodes whose target drifts
     target_speed_mps: float = 0.5
     walls_fraction: float = 0.0         # share of training scenes with walls (training texture styles)
-    # baselines: train on a finished run's aggregated dataset (same data) for updates_first
-    # gradient steps instead of flying rollouts; empty = DAgger
+    # behaviour cloning on a finished run's aggregated dataset for updates_first gradient steps
+    # instead of flying rollouts (an ablation; the shipped baselines fly their own DAgger runs);
+    # empty = DAgger
     dataset: str = ""
     check_conditions: list = field(default_factory=lambda: ["nominal"])
     final_conditions: list = field(default_factory=lambda: ["nominal", "moving_target"])
