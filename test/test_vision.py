@@ -95,7 +95,7 @@ def test_each_visual_condition_changes_what_the_camera_sees(condition):
 
 def test_walls_fraction_puts_walls_in_that_share_of_scenes():
     """``walls_fraction`` (a training knob) shows walls in about that share of scenes; the nominal
-    scene (``train_scene``) has none, and its draws are unchanged by the knob's existence."""
+    scene (``train_scene``) has none."""
     from dataclasses import replace
 
     from lnn_drone.sim._pybullet import pb
