@@ -107,6 +107,17 @@ def test_mixer_form_keeps_the_torque_and_gives_up_lift_when_a_rotor_would_pass_f
     assert torch.equal(big > 0.5, torch.tensor(MIXER_SIGNS[:, 1] > 0))
 
 
+def test_mixer_signs_match_the_vehicle_geometry():
+    """Yaw column = the rotors' reaction-torque signs; roll and pitch columns = the side and the
+    end of the body each rotor sits on (contract motor order FR, BR, BL, FL)."""
+    from lnn_drone.frames import MOTOR_DIRECTIONS_FLU, YAW_TORQUE_SIGNS
+
+    np.testing.assert_array_equal(MIXER_SIGNS[:, 3], YAW_TORQUE_SIGNS)
+    np.testing.assert_array_equal(MIXER_SIGNS[:, 1], np.sign(MOTOR_DIRECTIONS_FLU[:, 1]))   # left (+y) minus right
+    np.testing.assert_array_equal(MIXER_SIGNS[:, 2], -np.sign(MOTOR_DIRECTIONS_FLU[:, 0]))  # back (-x) minus front
+    assert (MIXER_SIGNS[:, 0] == 1).all()
+
+
 def test_mixer_form_is_refused_without_motors_or_a_reference():
     with pytest.raises(SpecError, match="mixer"):
         ActionSpec("ctbr", max_rate=5.0, thrust_reference="hover_thrust", thrust_reference_form="mixer")
