@@ -369,53 +369,64 @@ class _MLPCore(_Core):
         self.window[: (self.k - 1) * self.f] = state
 
 
+_LEVELS = np.arange(256, dtype=_F)
+_LEVELS_SQ = _LEVELS * _LEVELS
+
+
 class _ConvEncoder:
-    """Valid-padding strided convs (im2col + one matmul each, HWC layout), ReLU, then fc + tanh."""
+    """Valid-padding strided convs (im2col + one matmul each, HWC layout), ReLU, then fc + tanh.
+
+    The image normalisation is folded into the first conv, so the uint8 frame goes straight
+    into im2col: once at load for the dataset statistics, per frame for ``per_frame`` (from a
+    256-bin histogram per channel, exact, far cheaper than normalising the frame in float)."""
 
     def __init__(self, model: LoadedModel, out: np.ndarray) -> None:
         cfg, t = model.config, model.tensors
         spec = cfg.image_input
         self.out = out
         h, w, c = spec.shape
-        mean, std = np.asarray(spec.mean, _F), np.asarray(spec.std, _F)
-        # per-frame statistics: the frame is normalised in float before the first conv (it
-        # cannot be folded into its weights); HWC buffer made once
         self.per_frame = cfg.image_normalization == "per_frame"
-        self.normalised = np.zeros((h, w, c), _F) if self.per_frame else None
+        self.pixels = h * w
         self.layers = []
         self.image = None
         for i, (co, k, s) in enumerate(zip(cfg.image_channels, cfg.image_kernels, cfg.image_strides)):
             wt = t[f"image_encoder.convs.{i}.weight"].astype(_F)  # (co, c, k, k)
-            b = t[f"image_encoder.convs.{i}.bias"].astype(_F)
-            if i == 0 and not self.per_frame:  # fold uint8 -> [0, 1] -> (x - mean) / std into the first conv
-                sc = 1.0 / (255.0 * std)
-                b = b - np.einsum("ocij,c->o", wt, mean / std)
-                wt = wt * sc[None, :, None, None]
             ho, wo = (h - k) // s + 1, (w - k) // s + 1
             # im2col rows in (c, kh, kw) order = sliding_window_view's trailing axes
             self.layers.append({
                 "k": k, "s": s,
                 "patches": np.zeros((ho, wo, c, k, k), _F),
                 "W": np.ascontiguousarray(wt.reshape(co, -1).T),
-                "b": b,
+                "b": t[f"image_encoder.convs.{i}.bias"].astype(_F),
                 "y": np.zeros((ho, wo, co), _F),
             })
             h, w, c = ho, wo, co
+        first = self.layers[0]
+        self._raw_W, self._raw_b = first["W"], first["b"]   # unfolded, for the per-frame fold
+        self._rows_per_channel = first["k"] * first["k"]
+        if not self.per_frame:
+            self._fold(np.asarray(spec.mean, _F), np.asarray(spec.std, _F))
         fc_w = t["image_encoder.fc.weight"].astype(_F)  # (feat, c*h*w) in torch's CHW flatten order
         feat = fc_w.shape[0]
         fc_w = fc_w.reshape(feat, c, h, w).transpose(0, 2, 3, 1).reshape(feat, -1)  # -> HWC order
         self.fc_W = np.ascontiguousarray(fc_w)
         self.fc_b = t["image_encoder.fc.bias"].astype(_F)
 
+    def _fold(self, mean: np.ndarray, std: np.ndarray) -> None:
+        """First conv on uint8 pixels = conv on (x / 255 - mean) / std, per channel."""
+        r = self._rows_per_channel
+        first = self.layers[0]
+        first["W"] = self._raw_W * np.repeat(1.0 / (255.0 * std), r)[:, None]
+        first["b"] = self._raw_b - np.repeat(mean / std, r) @ self._raw_W
+
     def run(self, image: np.ndarray) -> None:
         sw = np.lib.stride_tricks.sliding_window_view
-        x = image
         if self.per_frame:
-            x = self.normalised
-            np.multiply(image, _F(1.0 / 255.0), out=x)
-            mu = x.mean(axis=(0, 1))
-            x -= mu
-            x *= (np.square(x).mean(axis=(0, 1)) + _F(PER_FRAME_STD_FLOOR**2)) ** _F(-0.5)
+            counts = np.stack([np.bincount(image[..., ch].ravel(), minlength=256) for ch in range(3)])
+            mean = (counts @ _LEVELS) / (255.0 * self.pixels)
+            var = (counts @ _LEVELS_SQ) / (255.0 * 255.0 * self.pixels) - mean * mean
+            self._fold(mean, np.sqrt(np.maximum(var, 0.0) + PER_FRAME_STD_FLOOR**2))
+        x = image
         for layer in self.layers:
             k, s, patches, y = layer["k"], layer["s"], layer["patches"], layer["y"]
             ho, wo = y.shape[:2]
@@ -483,9 +494,10 @@ class NumpyRuntime:
         a = cfg.action
         # the mixer form works on the raw head outputs (no squashing to fold)
         self._mixer = MIXER_SIGNS.astype(_F) if a.thrust_reference_form == "mixer" else None
-        c = np.full(a.dim, 0.5) if a.mode == "motors" else np.array([0.5] + [1.0] * (a.dim - 1))
         if self._mixer is not None:
             c = np.ones(a.dim)
+        else:
+            c = np.full(a.dim, 0.5) if a.mode == "motors" else np.array([0.5] + [1.0] * (a.dim - 1))
         self._c1 = c.copy() if a.mode == "motors" else np.array([0.5] + [a.max_rate] * (a.dim - 1))
         self._c0 = np.array([0.5] + [0.0 if a.mode == "ctbr" else 0.5] * (a.dim - 1))
         o = cfg.core_output_size
@@ -535,29 +547,33 @@ class NumpyRuntime:
         if self._ref is not None:
             h = float(self._ref[0])
             h = _REF_LO if h < _REF_LO else _REF_HI if h > _REF_HI else h  # NaN stays NaN: the caller's failsafe sees it
-            if self._mixer is not None:
-                act = self._mixer @ y
-                act += 1.0
-                act *= h
-                top, bottom = act.max(), act.min()
-                if top > 1.0:
-                    act -= top - 1.0
-                    bottom -= top - 1.0
-                if bottom < 0.0:
-                    act -= bottom
-                np.clip(act, 0.0, 1.0, out=act)
-                if core.record:
-                    self.aux = core.aux
-                return act
-            yt = self._ref_y
-            if self._ref_scaled:
-                yt *= 1.0 / (1.0 - h)
-            yt += 0.5 * math.log(h / (1.0 - h))
-        np.tanh(y, out=y)
-        act = y * self._c1
-        act += self._c0
+        if self._mixer is not None:
+            act = self._mixed(y, h)
+        else:
+            if self._ref is not None:
+                yt = self._ref_y
+                if self._ref_scaled:
+                    yt *= 1.0 / (1.0 - h)
+                yt += 0.5 * math.log(h / (1.0 - h))
+            np.tanh(y, out=y)
+            act = y * self._c1
+            act += self._c0
         if core.record:
             self.aux = core.aux
+        return act
+
+    def _mixed(self, z: np.ndarray, h: float) -> np.ndarray:
+        """Mixer form: h (1 + S z), shifted as a whole to fit [0, 1], then clipped (spec.py)."""
+        act = self._mixer @ z
+        act += 1.0
+        act *= h
+        top, bottom = act.max(), act.min()
+        if top > 1.0:
+            act -= top - 1.0
+            bottom -= top - 1.0
+        if bottom < 0.0:
+            act -= bottom
+        np.clip(act, 0.0, 1.0, out=act)
         return act
 
     def step(self, inputs: Mapping[str, np.ndarray], dt: float) -> np.ndarray:

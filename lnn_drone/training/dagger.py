@@ -186,17 +186,22 @@ class DaggerTrainer:
         return stats
 
     # ------------------------------------------------------------------ network and training
+    def action_spec(self):
+        """The head the recipe asks for (mode, rate bound, thrust reference)."""
+        from ..policy import ActionSpec
+
+        c = self.cfg
+        return ActionSpec(c.action_mode, c.max_rate if c.action_mode == "ctbr" else 0.0,
+                          thrust_reference=c.thrust_reference, thrust_reference_form=c.thrust_reference_form)
+
     def build_network(self):
-        from ..policy import ActionSpec, InputSpec, NetworkConfig
+        from ..policy import InputSpec, NetworkConfig
         from ..policy.network import build_policy_network
 
         norm = self.dataset.normalization()
         inputs = tuple(InputSpec.vector(n, len(norm[n][0]), mean=norm[n][0], std=norm[n][1]) for n in self.cfg.inputs)
         kwargs = dict(self.cfg.network)
-        action = ActionSpec(self.cfg.action_mode, self.cfg.max_rate if self.cfg.action_mode == "ctbr" else 0.0,
-                            thrust_reference=self.cfg.thrust_reference,
-                            thrust_reference_form=self.cfg.thrust_reference_form)
-        net_cfg = NetworkConfig(inputs=inputs, action=action,
+        net_cfg = NetworkConfig(inputs=inputs, action=self.action_spec(),
                                 control_period=1.0 / self.cfg.control_hz, core=self.cfg.core, **kwargs)
         self.net = build_policy_network(net_cfg, seed=self.cfg.seed)
         self.optimizer = self.torch.optim.Adam(self.net.parameters(), lr=self.cfg.lr)

@@ -105,7 +105,7 @@ class VisualDaggerTrainer(DaggerTrainer):
         return seed, {"state": state}
 
     def build_network(self):
-        from ..policy import ActionSpec, InputSpec, NetworkConfig
+        from ..policy import InputSpec, NetworkConfig
         from ..policy.network import build_policy_network
 
         norm = self.dataset.normalization()
@@ -113,9 +113,7 @@ class VisualDaggerTrainer(DaggerTrainer):
         inputs = tuple(InputSpec.image(n, c.image_height, c.image_width, mean=norm[n][0], std=norm[n][1])
                        if n == "image" else InputSpec.vector(n, len(norm[n][0]), mean=norm[n][0], std=norm[n][1])
                        for n in c.inputs)
-        action = ActionSpec(c.action_mode, c.max_rate if c.action_mode == "ctbr" else 0.0,
-                            thrust_reference=c.thrust_reference, thrust_reference_form=c.thrust_reference_form)
-        net_cfg = NetworkConfig(inputs=inputs, action=action, control_period=1.0 / c.control_hz, core=c.core,
+        net_cfg = NetworkConfig(inputs=inputs, action=self.action_spec(), control_period=1.0 / c.control_hz, core=c.core,
                                 **dict(c.network))
         self.net = build_policy_network(net_cfg, seed=c.seed)
         self.optimizer = self.torch.optim.Adam(self.net.parameters(), lr=c.lr)
