@@ -222,9 +222,13 @@ class RandomizationConfig:
     push_prob: float = param(0.0, lo=0.0, hi=1.0, doc="probability of a constant push per episode")
     push_frac_of_weight: float = param(0.2, lo=0.0, hi=2.0, doc="max constant push, fraction of weight")
     gust_std_mps: list = param([0.0, 0.0], unit="m/s", lo=0.0, hi=20.0)
+    rotor_drag_scale: list = param([1.0, 1.0], lo=0.0, hi=10.0,
+                                   doc="[min, max] multiplier on the rotor-drag coefficients: how fast the airframe "
+                                       "brakes itself (drag per mass differs several-fold between classes)")
 
     def check(self) -> None:
-        for name in ("thrust_to_weight", "motor_tau_s", "action_latency_s", "imu_noise_scale", "gust_std_mps"):
+        for name in ("thrust_to_weight", "motor_tau_s", "action_latency_s", "imu_noise_scale", "gust_std_mps",
+                     "rotor_drag_scale"):
             v = getattr(self, name)
             if len(v) != 2 or v[0] > v[1]:
                 raise ConfigError(f"randomization.{name}: expected [min, max] with min <= max, got {v}")

@@ -15,6 +15,8 @@ CAM = InputSpec.image("image", 48, 64, mean=[0.4, 0.5, 0.6], std=[0.2, 0.25, 0.3
 # wide enough that the rollouts' 1.5-sigma inputs often pass the reference clip (0.02-0.98)
 HOVER = InputSpec.vector("hover_thrust", 1, mean=0.5, std=0.3)
 REF = dict(hover_thrust=True, thrust_reference="hover_thrust")
+# the vehicle's configured hover thrust: a "reference" input, outside the encoder
+CONFIG_REF = InputSpec.reference("hover_thrust_config")
 
 LONG = {  # 1,000 steps each: the parity contract
     "cfc-ncp": dict(),
@@ -43,6 +45,9 @@ SHORT = {  # other heads / modes / baselines, 200 steps
     "cfc-ref-ctbr": dict(REF, mode="ctbr"),
     "gru-ref-motors": dict(REF, core="gru"),
     "mlp-ref-ctbr": dict(REF, core="mlp", mlp_hidden=(16,), mode="ctbr"),
+    "cfc-config_ref-ctbr-camera": dict(config_ref=True, thrust_reference="hover_thrust_config", mode="ctbr", camera=True,
+                                       vector_encoder_units=8, image_normalization="per_frame"),
+    "gru-config_ref-ctbr": dict(config_ref=True, thrust_reference="hover_thrust_config", mode="ctbr", core="gru"),
 }
 
 
@@ -50,11 +55,13 @@ def make(tmp_path, name, kw, seed=0):
     kw = dict(kw)
     camera = kw.pop("camera", False)
     hover = kw.pop("hover_thrust", False)
+    config_ref = kw.pop("config_ref", False)
     if "thrust_reference" in kw:
         mode = kw.pop("mode", "motors")
         kw["action"] = ActionSpec(mode, max_rate=5.0 if mode == "ctbr" else 0.0, thrust_reference=kw.pop("thrust_reference"),
                                   thrust_reference_form=kw.pop("thrust_reference_form", "scaled"))
-    cfg = NetworkConfig(inputs=VEC + ((HOVER,) if hover else ()) + ((CAM,) if camera else ()), **kw)
+    cfg = NetworkConfig(inputs=VEC + ((HOVER,) if hover else ()) + ((CONFIG_REF,) if config_ref else ())
+                        + ((CAM,) if camera else ()), **kw)
     net = build_policy_network(cfg, seed=seed)
     with torch.no_grad():  # move away from the initialisation so every weight matters
         g = torch.Generator().manual_seed(seed)
@@ -74,6 +81,8 @@ def rollout_diff(cfg, net, model, steps, seed=1):
         for s in cfg.inputs:
             if s.kind == "image":
                 obs[s.name] = rng.integers(0, 256, s.shape, dtype=np.uint8)
+            elif s.kind == "reference":  # a hover-thrust fraction
+                obs[s.name] = rng.uniform(0.1, 0.9, 1).astype(np.float32)
             else:
                 obs[s.name] = (np.asarray(s.mean) + np.asarray(s.std) * 1.5 * rng.normal(size=s.dim)).astype(np.float32)
         dt = float(rng.uniform(0.001, 0.05))  # varying dt, as a real loop sees it

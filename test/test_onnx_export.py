@@ -23,11 +23,15 @@ VEC = (InputSpec.vector("imu", 6, std=2.0), InputSpec.vector("goal_error", 16))
     dict(hover_thrust=True, action=ActionSpec("ctbr", max_rate=6.0, thrust_reference="hover_thrust")),
     dict(camera=True, image_normalization="per_frame"),
     dict(hover_thrust=True, action=ActionSpec("motors", thrust_reference="hover_thrust", thrust_reference_form="mixer")),
-], ids=["cfc-camera", "ltc", "gru-ctbr", "cfc-ctbr-thrust_reference", "cfc-camera-per_frame", "cfc-motors-mixer"])
+    dict(config_ref=True, camera=True, action=ActionSpec("ctbr", max_rate=6.0, thrust_reference="hover_thrust_config")),
+], ids=["cfc-camera", "ltc", "gru-ctbr", "cfc-ctbr-thrust_reference", "cfc-camera-per_frame", "cfc-motors-mixer",
+        "cfc-camera-ctbr-config_reference"])
 def test_onnx_matches_torch_and_numpy(tmp_path, kw):
     kw = dict(kw)
     camera = kw.pop("camera", False)
     hover = (InputSpec.vector("hover_thrust", 1, mean=0.5, std=0.2),) if kw.pop("hover_thrust", False) else ()
+    if kw.pop("config_ref", False):
+        hover = (InputSpec.reference("hover_thrust_config"),)
     cfg = NetworkConfig(inputs=VEC + hover + ((InputSpec.image("image", 32, 48),) if camera else ()), **kw)
     net = build_policy_network(cfg, seed=0).eval()
     path = save_network(tmp_path / "m.safetensors", net)
@@ -42,6 +46,7 @@ def test_onnx_matches_torch_and_numpy(tmp_path, kw):
     worst = 0.0
     for _ in range(100):
         feeds = {s.name: (rng.integers(0, 256, (1, *s.shape), dtype=np.uint8) if s.kind == "image"
+                          else rng.uniform(0.1, 0.9, (1, 1)).astype(np.float32) if s.kind == "reference"
                           else rng.normal(size=(1, s.dim)).astype(np.float32)) for s in cfg.inputs}
         dt = np.array([rng.uniform(0.002, 0.04)], np.float32)
         cmd, state_ort = sess.run(None, {**feeds, "state": state_ort, "dt": dt})

@@ -59,6 +59,8 @@ def _check(model, path) -> float:
         for spec in model.config.inputs:
             if spec.kind == "image":
                 feeds[spec.name] = rng.integers(0, 256, (1, *spec.shape), dtype=np.uint8)
+            elif spec.kind == "reference":  # a hover-thrust fraction
+                feeds[spec.name] = rng.uniform(0.1, 0.9, (1, 1)).astype(np.float32)
             else:
                 feeds[spec.name] = (np.asarray(spec.mean) + np.asarray(spec.std) * rng.normal(size=spec.dim)).astype(np.float32)[None]
         dt = float(model.config.control_period * rng.uniform(0.5, 1.5))

@@ -111,10 +111,13 @@ class NetworkConfig:
             raise ConfigError(f"image_normalization must be one of {IMAGE_NORMALIZATIONS}, got {self.image_normalization!r}")
         ref = self.action.thrust_reference
         if ref != "none":
-            spec = next((i for i in self.vector_inputs if i.name == ref), None)
+            spec = next((i for i in self.vector_inputs + self.reference_inputs if i.name == ref), None)
             if spec is None or spec.dim != 1:
-                raise ConfigError(f"thrust_reference {ref!r} needs a 1-value vector input named {ref!r}; "
+                raise ConfigError(f"thrust_reference {ref!r} needs a 1-value input named {ref!r}; "
                                   f"the inputs are {[i.name for i in self.inputs]}")
+        stray = [i.name for i in self.reference_inputs if i.name != ref]
+        if stray:
+            raise ConfigError(f"reference inputs {stray} are read only as the thrust reference, which is {ref!r}")
         if self.head == "affine" and self.core_output_size != self.action.dim:
             raise ConfigError(f"head='affine' needs {self.action.dim} core outputs, the core has {self.core_output_size}")
 
@@ -122,6 +125,11 @@ class NetworkConfig:
     @property
     def vector_inputs(self) -> tuple[InputSpec, ...]:
         return tuple(i for i in self.inputs if i.kind == "vector")
+
+    @property
+    def reference_inputs(self) -> tuple[InputSpec, ...]:
+        """Inputs the head reads as its thrust reference, outside the encoder (kind ``reference``)."""
+        return tuple(i for i in self.inputs if i.kind == "reference")
 
     @property
     def image_input(self) -> InputSpec | None:

@@ -107,6 +107,21 @@ def hover_thrust(obs) -> np.ndarray:
     return h.reshape(*h.shape[:-1], 1) if h.ndim and h.shape[-1] == 1 else h[..., None]
 
 
+@register_feature("hover_thrust_config", dim=1, requires=())
+def hover_thrust_config(obs) -> np.ndarray:
+    """The vehicle's configured hover collective, ``1 / thrust_to_weight`` of its vehicle file (a
+    flight controller's hover-throttle setting, as PX4's ``MPC_THR_HOVER``): a constant of the
+    deployment, not a measurement, supplied by :class:`~lnn_drone.policy.policy.Policy` from its
+    vehicle (and by the env in training). Refused outside (0, 1)."""
+    if "hover_thrust_config" not in obs:
+        raise ValueError("hover_thrust_config is supplied by Policy (its vehicle) or the env; it is missing here")
+    h = np.asarray(obs["hover_thrust_config"], dtype=np.float64)
+    h = h.reshape(*h.shape[:-1], 1) if h.ndim and h.shape[-1] == 1 else h[..., None]
+    if not np.all((h > 0.0) & (h < 1.0)):  # also refuses NaN
+        raise ValueError(f"hover_thrust_config must be in (0, 1), got {np.ravel(h)[:4].tolist()}")
+    return h
+
+
 @register_feature("gravity_body", dim=3, requires=("attitude",))
 def gravity_body(obs) -> np.ndarray:
     """World "up" in the body frame (3rd row of R) from the IMU's attitude estimate

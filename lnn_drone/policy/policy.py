@@ -20,6 +20,7 @@ from .spec import ActionSpec, InputSpec
 
 LAST_ACTION = "last_action"  # the model's own previous command, fed back by :class:`Policy`
 ERROR_INTEGRAL = "error_integral"  # ∫(p - p_goal) dt, kept by :class:`Policy` for models that read it
+HOVER_THRUST_CONFIG = "hover_thrust_config"  # the vehicle's configured hover collective (Policy's hover_thrust_config)
 HOVER_THRUST = "hover_thrust"  # estimated hover collective, kept by :class:`Policy` for models that read it
 
 __all__ = ["Policy"]
@@ -36,13 +37,21 @@ class Policy:
     """
 
     def __init__(self, model: LoadedModel | str | os.PathLike, available_observations: Iterable[str] | None = None,
-                 record: bool = False) -> None:
+                 record: bool = False, hover_thrust_config: float | None = None) -> None:
         self.model = model if isinstance(model, LoadedModel) else load_model(model)
         if available_observations is not None:
             check_inputs(self.model, available_observations)
         self.runtime = NumpyRuntime(self.model, record=record)
         cfg = self.model.config
-        self._vector = [(s.name, s.shape, self.runtime.input_view(s.name)) for s in cfg.vector_inputs]
+        self._vector = [(s.name, s.shape, self.runtime.input_view(s.name)) for s in cfg.vector_inputs + cfg.reference_inputs]
+        # the vehicle's configured hover thrust, for models whose thrust is relative to it
+        # (``hover_thrust_config``): a deployment constant, used unless the observation has one
+        self._hover_config = None
+        if hover_thrust_config is not None:
+            h = float(hover_thrust_config)
+            if not 0.0 < h < 1.0:
+                raise ValueError(f"hover_thrust_config must be in (0, 1) (1 / thrust-to-weight), got {hover_thrust_config!r}")
+            self._hover_config = np.array([h])
         self._image = cfg.image_input
         # a model may read its own previous command (``last_action``): the policy supplies it
         # unless the caller does, so every runtime feeds it back identically (zeros after reset)
@@ -54,8 +63,9 @@ class Policy:
         self._hover_estimator = HoverThrustEstimator(1) if HOVER_THRUST in self.model.input_names else None
 
     @classmethod
-    def load(cls, path: str | os.PathLike, available_observations: Iterable[str] | None = None, record: bool = False) -> "Policy":
-        return cls(load_model(path), available_observations, record)
+    def load(cls, path: str | os.PathLike, available_observations: Iterable[str] | None = None, record: bool = False,
+             hover_thrust_config: float | None = None) -> "Policy":
+        return cls(load_model(path), available_observations, record, hover_thrust_config)
 
     # -- what the model declares -------------------------------------------------------------
     @property
@@ -125,6 +135,8 @@ class Policy:
             observation = {**observation, ERROR_INTEGRAL: value[0]}
         if self._hover_estimator is not None and HOVER_THRUST not in observation:
             observation = {**observation, HOVER_THRUST: self._estimate_hover_thrust(observation, float(dt))}
+        if self._hover_config is not None and HOVER_THRUST_CONFIG not in observation:
+            observation = {**observation, HOVER_THRUST_CONFIG: self._hover_config}
         for name, shape, view in self._vector:
             extract(name, observation, shape, out=view)
         if self._image is not None:

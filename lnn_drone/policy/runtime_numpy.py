@@ -484,6 +484,10 @@ class NumpyRuntime:
             for s in vec:
                 self._vec_views[s.name] = target[pos : pos + s.dim]
                 pos += s.dim
+        # reference inputs: read by the head only (see ActionSpec), never encoded
+        self._refs = np.zeros(len(cfg.reference_inputs), _F)
+        for k, s in enumerate(cfg.reference_inputs):
+            self._vec_views[s.name] = self._refs[k : k + 1]
         img = cfg.image_input
         self._image_name = img.name if img is not None else None
         self._image = None

@@ -17,7 +17,13 @@ one g more, a unit of differential is h on each rotor), mixed linearly by :data:
 controller's airmode does: attitude authority before altitude) and clipped. Unlike a per-rotor
 sigmoid, it is symmetric about hover: near full thrust a sigmoid gives a rotor little more while
 its opposite loses much, so every attitude correction of a low thrust-to-weight vehicle also
-costs lift. Torch-free.
+costs lift.
+
+The reference may also be the vehicle's *configured* hover thrust (``hover_thrust_config``, an
+input of kind ``reference``: the ``1 / thrust_to_weight`` of its vehicle file, as a flight
+controller's hover-throttle setting such as PX4's ``MPC_THR_HOVER``). A reference input is not
+normalised and never enters the encoder: it only scales the thrust outputs, so a policy trained on
+one vehicle class keeps its meaning (a unit output is one g) on another. Torch-free.
 """
 from __future__ import annotations
 
@@ -27,11 +33,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = ["SpecError", "InputSpec", "ActionSpec", "ACTION_MODES", "THRUST_REFERENCES", "REFERENCE_FORMS", "REFERENCE_CLIP",
-           "MIXER_SIGNS", "MOTOR_NAMES", "CTBR_NAMES"]
+           "MIXER_SIGNS", "MOTOR_NAMES", "CTBR_NAMES", "REFERENCE_INPUTS"]
 
 ACTION_MODES = ("motors", "ctbr")
 # "none": thrust = sigmoid(z); an input name: thrust relative to that (1-value) hover-thrust input
-THRUST_REFERENCES = ("none", "hover_thrust")
+THRUST_REFERENCES = ("none", "hover_thrust", "hover_thrust_config")
+# inputs of kind "reference": read by the head only (see the module docstring)
+REFERENCE_INPUTS = ("hover_thrust_config",)
 REFERENCE_FORMS = ("scaled", "offset", "mixer")
 # rotors (contract order FR, BR, BL, FL) x mixer coordinates (collective, roll = left minus right,
 # pitch = back minus front, yaw = the rotors' reaction-torque signs): u = S @ (c, r, p, y)
@@ -63,7 +71,8 @@ class InputSpec:
 
     ``kind="vector"``: ``shape == (dim,)``, float features, normalised as (x - mean) / std per
     element. ``kind="image"``: ``shape == (H, W, 3)`` uint8 RGB, scaled to [0, 1] then
-    normalised per channel.
+    normalised per channel. ``kind="reference"``: ``shape == (1,)``, a thrust reference read by
+    the head only, never normalised nor encoded (its mean and std stay 0 and 1).
     """
 
     name: str
@@ -84,8 +93,14 @@ class InputSpec:
         elif self.kind == "image":
             if len(shape) != 3 or shape[2] != 3 or min(shape) < 1:
                 raise SpecError(f"image input {self.name!r} needs shape (H, W, 3), got {shape}")
+        elif self.kind == "reference":
+            if shape != (1,) or self.name not in REFERENCE_INPUTS:
+                raise SpecError(f"reference input {self.name!r} must be one of {REFERENCE_INPUTS} with shape (1,), "
+                                f"got shape {shape}")
+            if (np.size(self.mean) and tuple(self.mean) != (0.0,)) or (np.size(self.std) and tuple(self.std) != (1.0,)):
+                raise SpecError(f"reference input {self.name!r} is not normalised: mean must be 0 and std 1")
         else:
-            raise SpecError(f"input {self.name!r}: kind must be 'vector' or 'image', got {self.kind!r}")
+            raise SpecError(f"input {self.name!r}: kind must be 'vector', 'image' or 'reference', got {self.kind!r}")
         n = self.norm_size
         mean = _floats(self.mean if np.size(self.mean) else (0.5 if self.kind == "image" else 0.0), n, f"{self.name}.mean")
         std = _floats(self.std if np.size(self.std) else (0.25 if self.kind == "image" else 1.0), n, f"{self.name}.std")
@@ -99,6 +114,10 @@ class InputSpec:
         return cls(name, (dim,), "vector", () if mean is None else mean, () if std is None else std, description)
 
     @classmethod
+    def reference(cls, name: str = "hover_thrust_config", description: str = "") -> "InputSpec":
+        return cls(name, (1,), "reference", (), (), description or "configured hover thrust of the vehicle (fraction)")
+
+    @classmethod
     def image(cls, name: str = "image", height: int = 64, width: int = 64, mean=None, std=None) -> "InputSpec":
         return cls(name, (height, width, 3), "image", () if mean is None else mean, () if std is None else std,
                    "RGB camera image, uint8 HxWx3")
@@ -110,7 +129,7 @@ class InputSpec:
 
     @property
     def norm_size(self) -> int:
-        return self.shape[0] if self.kind == "vector" else 3
+        return 3 if self.kind == "image" else self.shape[0]
 
     def to_dict(self) -> dict:
         return {"name": self.name, "kind": self.kind, "shape": list(self.shape), "mean": list(self.mean),

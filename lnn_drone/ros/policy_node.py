@@ -59,7 +59,8 @@ def build_controller(cfg: PolicyNodeConfig):
     path = cfg.model or default_model_path()
     if not os.path.exists(path):
         raise FileNotFoundError(f"model file {path!r} does not exist (set the 'model' parameter)")
-    policy = Policy.load(path, record=False)
+    # the vehicle's configured hover thrust: for models whose collective is relative to it
+    policy = Policy.load(path, record=False, hover_thrust_config=vehicle.hover_command)
     img = policy.model.config.image_input
     return PolicyController(policy, img.shape if img is not None else None), vehicle
 

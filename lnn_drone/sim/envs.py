@@ -94,6 +94,9 @@ class QuadrotorEnv(gym.Env):
             # the hover collective estimated from the accelerometer, the odometry's velocity and
             # last_action, kept exactly as the onboard Policy keeps it (``policy.hover_thrust``)
             "hover_thrust": spaces.Box(0.0, 1.0, (1,), np.float32),
+            # the hover collective the vehicle file states (1 / thrust_to_weight of the nominal,
+            # unrandomized vehicle): what a flight controller is configured with, not the truth
+            "hover_thrust_config": spaces.Box(0.0, 1.0, (1,), np.float32),
         }
         cam = self.sim_config.camera
         if cam.enabled:
@@ -223,6 +226,7 @@ class QuadrotorEnv(gym.Env):
         v_z = body_z_velocity(obs["odom"])
         obs["hover_thrust"] = np.array([self._hover_estimator.update_one(imu.accel[2], collective, v_z, self.control_dt)],
                                        dtype=np.float32)
+        obs["hover_thrust_config"] = np.array([self.nominal_vehicle.hover_command], dtype=np.float32)
         return self._with_image(obs)
 
     @property

@@ -29,7 +29,8 @@ class EpisodeVariation:
         v = self.vehicle
         return {"mass_kg": v.mass_kg, "thrust_to_weight": v.thrust_to_weight, "inertia_kg_m2": list(v.inertia_kg_m2),
                 "motor_tau_up_s": self.motor_tau_up_s, "action_latency_s": self.action_latency_s,
-                "imu_noise_scale": self.imu_noise_scale, "constant_push_n": list(self.constant_push_n)}
+                "imu_noise_scale": self.imu_noise_scale, "constant_push_n": list(self.constant_push_n),
+                "rotor_drag_n_per_rpm_mps": list(v.rotor_drag_n_per_rpm_mps)}
 
 
 def sample_variation(nominal: VehicleSpec, cfg: RandomizationConfig, rng: np.random.Generator) -> EpisodeVariation:
@@ -56,6 +57,10 @@ def sample_variation(nominal: VehicleSpec, cfg: RandomizationConfig, rng: np.ran
         az = u(0, 2 * math.pi)
         push = (mag * math.cos(az), mag * math.sin(az), 0.0)
     gust = u(*cfg.gust_std_mps)
+    # drawn last and only when asked for, so the draws above stay those of earlier configurations
+    if list(cfg.rotor_drag_scale) != [1.0, 1.0]:
+        k = u(*cfg.rotor_drag_scale)
+        vehicle = vehicle.replace(rotor_drag_n_per_rpm_mps=tuple(d * k for d in nominal.rotor_drag_n_per_rpm_mps))
     return EpisodeVariation(vehicle, kf, km, tau, tau_down, latency, noise, push, gust)
 
 

@@ -197,9 +197,11 @@ class DaggerTrainer:
     def build_network(self):
         from ..policy import InputSpec, NetworkConfig
         from ..policy.network import build_policy_network
+        from ..policy.spec import REFERENCE_INPUTS
 
         norm = self.dataset.normalization()
-        inputs = tuple(InputSpec.vector(n, len(norm[n][0]), mean=norm[n][0], std=norm[n][1]) for n in self.cfg.inputs)
+        inputs = tuple(InputSpec.reference(n) if n in REFERENCE_INPUTS else
+                       InputSpec.vector(n, len(norm[n][0]), mean=norm[n][0], std=norm[n][1]) for n in self.cfg.inputs)
         kwargs = dict(self.cfg.network)
         net_cfg = NetworkConfig(inputs=inputs, action=self.action_spec(),
                                 control_period=1.0 / self.cfg.control_hz, core=self.cfg.core, **kwargs)

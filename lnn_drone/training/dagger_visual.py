@@ -107,11 +107,13 @@ class VisualDaggerTrainer(DaggerTrainer):
     def build_network(self):
         from ..policy import InputSpec, NetworkConfig
         from ..policy.network import build_policy_network
+        from ..policy.spec import REFERENCE_INPUTS
 
         norm = self.dataset.normalization()
         c = self.cfg
         inputs = tuple(InputSpec.image(n, c.image_height, c.image_width, mean=norm[n][0], std=norm[n][1])
-                       if n == "image" else InputSpec.vector(n, len(norm[n][0]), mean=norm[n][0], std=norm[n][1])
+                       if n == "image" else InputSpec.reference(n) if n in REFERENCE_INPUTS
+                       else InputSpec.vector(n, len(norm[n][0]), mean=norm[n][0], std=norm[n][1])
                        for n in c.inputs)
         net_cfg = NetworkConfig(inputs=inputs, action=self.action_spec(), control_period=1.0 / c.control_hz, core=c.core,
                                 **dict(c.network))
