@@ -293,6 +293,25 @@ def test_dagger_trains_a_camera_policy_without_odometry(tmp_path):
     assert policy.required_observations == {"imu", "image", "attitude"}
 
 
+def test_walls_curriculum_starts_at_its_iteration(tmp_path):
+    """``walls_from_iteration``: no walls variable in the scenes before it (so those iterations
+    are the walls-free recipe's), ``walls_fraction`` from it on."""
+    from lnn_drone.training.dagger_visual import VisualDaggerTrainer, VisualTrainConfig
+
+    cfg = VisualTrainConfig(inputs=["image", "imu_accel", "gravity_body"], iterations=3, rollout_batch=1,
+                            walls_fraction=0.4, walls_from_iteration=2)
+    trainer = VisualDaggerTrainer(cfg, tmp_path / "run", progress=False)
+    try:
+        scene = lambda: trainer.envs[0].unwrapped.task.scene  # noqa: E731
+        for iteration, want in ((0, 0.0), (1, 0.0), (2, 0.4), (3, 0.4)):
+            trainer._episode_reset(iteration, 0)
+            assert scene().walls_fraction == want
+    finally:
+        trainer.close()
+    with pytest.raises(ValueError, match="walls_from_iteration"):
+        VisualTrainConfig(inputs=["image", "imu_accel"], iterations=3, walls_from_iteration=4).check()
+
+
 def test_policy_node_logic_takes_the_attitude_from_the_imu_tick():
     from lnn_drone.ros.node_config import PolicyNodeConfig
     from lnn_drone.ros.policy_logic import PolicyCore

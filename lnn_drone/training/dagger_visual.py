@@ -29,6 +29,9 @@ class VisualTrainConfig(TrainConfig):
     moving_fraction: float = 0.3        # share of episodes whose target drifts
     target_speed_mps: float = 0.5
     walls_fraction: float = 0.0         # share of training scenes with walls (training texture styles)
+    # a curriculum: walls_fraction applies from this DAgger iteration on (0 = from the expert's
+    # episodes); walls from the start kept the student from ever learning the task
+    walls_from_iteration: int = 0
     # behaviour cloning on a finished run's aggregated dataset for updates_first gradient steps
     # instead of flying rollouts (an ablation; the shipped baselines fly their own DAgger runs);
     # empty = DAgger
@@ -47,6 +50,8 @@ class VisualTrainConfig(TrainConfig):
             raise ValueError(f"the visual-target policy must not read odometry or the goal, got inputs {self.inputs}")
         if not 0.0 <= self.walls_fraction <= 1.0:
             raise ValueError(f"walls_fraction must be in [0, 1], got {self.walls_fraction}")
+        if not 0 <= self.walls_from_iteration <= self.iterations:
+            raise ValueError(f"walls_from_iteration must be in [0, iterations = {self.iterations}], got {self.walls_from_iteration}")
         if not 0.0 <= self.moving_fraction <= 1.0:
             raise ValueError(f"moving_fraction must be in [0, 1], got {self.moving_fraction}")
 
@@ -102,6 +107,9 @@ class VisualDaggerTrainer(DaggerTrainer):
         # episodes the student would never see the frame of its own tick, as it does in nominal flight
         late = np.random.default_rng([self.cfg.seed, 812, iteration, episode]).random() < self.cfg.camera_latency_fraction
         env.task.camera_latency_s = tuple(self.cfg.camera_latency_s) if late else (0.0, 0.0)
+        walls = self.cfg.walls_fraction if iteration >= self.cfg.walls_from_iteration else 0.0
+        if env.task.scene.walls_fraction != walls:  # the scene draws no walls variable at 0: earlier runs keep their scenes
+            env.task.scene = replace(env.task.scene, walls_fraction=walls)
         return seed, {"state": state}
 
     def build_network(self):
