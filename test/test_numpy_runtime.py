@@ -43,6 +43,8 @@ SHORT = {  # other heads / modes / baselines, 200 steps
     "cfc-ref-mixer": dict(REF, thrust_reference_form="mixer"),
     "mlp-ref-mixer": dict(REF, core="mlp", mlp_hidden=(16,), thrust_reference_form="mixer"),
     "cfc-ref-ctbr": dict(REF, mode="ctbr"),
+    "cfc-ref-linear": dict(REF, thrust_reference_form="linear"),
+    "gru-ref-linear-ctbr": dict(REF, core="gru", mode="ctbr", thrust_reference_form="linear"),
     "gru-ref-motors": dict(REF, core="gru"),
     "mlp-ref-ctbr": dict(REF, core="mlp", mlp_hidden=(16,), mode="ctbr"),
     "cfc-config_ref-ctbr-camera": dict(config_ref=True, thrust_reference="hover_thrust_config", mode="ctbr", camera=True,

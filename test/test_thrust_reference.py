@@ -118,6 +118,45 @@ def test_mixer_signs_match_the_vehicle_geometry():
     assert (MIXER_SIGNS[:, 0] == 1).all()
 
 
+@pytest.mark.parametrize("mode", ["motors", "ctbr"])
+def test_linear_form_is_symmetric_about_hover_and_clips_with_a_straight_through_gradient(mode):
+    """u = clip(h (1 + z), 0, 1): one unit is one g, a correction up gives exactly what the same
+    correction down takes (the sigmoid's lopsidedness near full thrust is gone), the range's end
+    clips, and in training the gradient passes a clip so an output beyond it is pulled back."""
+    action = ActionSpec(mode, max_rate=6.0 if mode == "ctbr" else 0.0, thrust_reference="hover_thrust",
+                        thrust_reference_form="linear")
+    cfg = NetworkConfig(inputs=INPUTS, action=action, head="linear")
+    net = build_policy_network(cfg, seed=0).eval()
+    n = action.thrust_outputs
+    h = torch.tensor([0.3, 0.5, 0.77])[:, None]
+    core_out = torch.zeros(3, cfg.core_output_size)
+
+    def act(z):
+        with torch.no_grad():
+            net.head.weight.zero_()
+            net.head.bias.zero_()
+            net.head.bias[:n] = z
+            return net.act(core_out, {"hover_thrust": h})[:, :n]
+
+    torch.testing.assert_close(act(0.0), h.expand(3, n), rtol=0, atol=1e-7)
+    up, down = act(0.2), act(-0.2)
+    torch.testing.assert_close(up[:2] - h[:2], h[:2] - down[:2], rtol=0, atol=1e-6)  # below the top
+    torch.testing.assert_close(up[:2], (h[:2] * 1.2).expand(2, n), rtol=0, atol=1e-6)
+    assert torch.all(act(0.5)[2] == 1.0) and torch.all(act(-2.0) == 0.0)
+    # beyond the top: no gradient in eval, the line's in training
+    net.head.bias.requires_grad_(True)
+    for training, want in ((False, 0.0), (True, 0.77)):
+        net.train(training)
+        with torch.no_grad():
+            net.head.bias.zero_()
+            net.head.bias[:n] = 0.5
+        net.head.bias.grad = None
+        net.act(core_out[2:], {"hover_thrust": h[2:]})[:, :n].sum().backward()
+        torch.testing.assert_close(net.head.bias.grad[:n], torch.full((n,), want), rtol=0, atol=1e-6)
+    with pytest.raises(SpecError, match="linear"):
+        ActionSpec("motors", thrust_reference_form="linear")
+
+
 def test_mixer_form_is_refused_without_motors_or_a_reference():
     with pytest.raises(SpecError, match="mixer"):
         ActionSpec("ctbr", max_rate=5.0, thrust_reference="hover_thrust", thrust_reference_form="mixer")
@@ -125,7 +164,7 @@ def test_mixer_form_is_refused_without_motors_or_a_reference():
         ActionSpec("motors", thrust_reference_form="mixer")
 
 
-@pytest.mark.parametrize("form", ["scaled", "mixer"])
+@pytest.mark.parametrize("form", ["scaled", "mixer", "linear"])
 def test_outputs_stay_in_range_for_any_reference(form):
     cfg, net = build(dict(action=ActionSpec("motors", thrust_reference="hover_thrust", thrust_reference_form=form)))
     x = {"imu": torch.randn(64, 6) * 5, "goal_error": torch.randn(64, 9) * 5,
@@ -135,7 +174,7 @@ def test_outputs_stay_in_range_for_any_reference(form):
     assert torch.isfinite(u).all() and (u >= 0).all() and (u <= 1).all()
 
 
-@pytest.mark.parametrize("form", ["scaled", "mixer"])
+@pytest.mark.parametrize("form", ["scaled", "mixer", "linear"])
 def test_numpy_runtime_passes_a_nan_reference_on_as_nan(tmp_path, form):
     """A NaN reference must not be silently clipped into a plausible command: the policy's
     non-finite-input failsafe has to see it."""

@@ -178,6 +178,13 @@ class PolicyNetwork(nn.Module):
                 f = f - torch.relu(f.amax(-1, keepdim=True) - 1.0)  # shift the whole so the top rotor fits
                 f = f + torch.relu(-f.amin(-1, keepdim=True))       # and the bottom one (then clip)
                 return f.clamp(0.0, 1.0)
+            if a.thrust_reference_form == "linear":
+                f = h * (1.0 + zt)
+                # straight through in training: the clipped value flies, the gradient sees the line
+                thrust = f + (f.clamp(0.0, 1.0) - f).detach() if self.training else f.clamp(0.0, 1.0)
+                if a.mode == "motors":
+                    return thrust
+                return torch.cat([thrust, self.max_rate * torch.tanh(z[..., 1:])], -1)
             zt = torch.logit(h) + (zt / (1.0 - h) if a.thrust_reference_form == "scaled" else zt)
         thrust = torch.sigmoid(zt)
         if a.mode == "motors":

@@ -498,7 +498,7 @@ class NumpyRuntime:
         a = cfg.action
         # the mixer form works on the raw head outputs (no squashing to fold)
         self._mixer = MIXER_SIGNS.astype(_F) if a.thrust_reference_form == "mixer" else None
-        if self._mixer is not None:
+        if self._mixer is not None or a.thrust_reference_form == "linear":  # raw outputs (linear: squashed in _linear)
             c = np.ones(a.dim)
         else:
             c = np.full(a.dim, 0.5) if a.mode == "motors" else np.array([0.5] + [1.0] * (a.dim - 1))
@@ -520,6 +520,7 @@ class NumpyRuntime:
         self._ref = self._vec_views[a.thrust_reference] if a.thrust_reference != "none" else None
         self._ref_y = y[: a.thrust_outputs] if a.thrust_outputs < a.dim else y  # a view, made once
         self._ref_scaled = a.thrust_reference_form == "scaled"
+        self._ref_linear = a.thrust_reference_form == "linear"
         self.aux: np.ndarray | None = None
 
     # -- inputs ------------------------------------------------------------------------------
@@ -553,6 +554,8 @@ class NumpyRuntime:
             h = _REF_LO if h < _REF_LO else _REF_HI if h > _REF_HI else h  # NaN stays NaN: the caller's failsafe sees it
         if self._mixer is not None:
             act = self._mixed(y, h)
+        elif self._ref_linear:
+            act = self._linear(y, h)
         else:
             if self._ref is not None:
                 yt = self._ref_y
@@ -564,6 +567,15 @@ class NumpyRuntime:
             act += self._c0
         if core.record:
             self.aux = core.aux
+        return act
+
+    def _linear(self, z: np.ndarray, h: float) -> np.ndarray:
+        """Linear form: thrusts clip(h (1 + z), 0, 1); body rates (ctbr) max_rate * tanh (spec.py)."""
+        n = self.config.action.thrust_outputs
+        act = np.empty_like(z)
+        act[:n] = np.clip(h * (1.0 + z[:n]), 0.0, 1.0)
+        if n < len(z):
+            act[n:] = self.config.action.max_rate * np.tanh(z[n:])
         return act
 
     def _mixed(self, z: np.ndarray, h: float) -> np.ndarray:

@@ -17,7 +17,10 @@ one g more, a unit of differential is h on each rotor), mixed linearly by :data:
 controller's airmode does: attitude authority before altitude) and clipped. Unlike a per-rotor
 sigmoid, it is symmetric about hover: near full thrust a sigmoid gives a rotor little more while
 its opposite loses much, so every attitude correction of a low thrust-to-weight vehicle also
-costs lift.
+costs lift. ``linear``: each thrust output is ``u = clip(h (1 + z), 0, 1)``, per rotor (motors) or
+the collective (ctbr): one unit is one g, as in ``scaled``, and symmetric about hover up to the
+range's end; where it clips, training passes the gradient straight through, so an output beyond
+the range is still pulled towards the label.
 
 The reference may also be the vehicle's *configured* hover thrust (``hover_thrust_config``, an
 input of kind ``reference``: the ``1 / thrust_to_weight`` of its vehicle file, as a flight
@@ -40,7 +43,7 @@ ACTION_MODES = ("motors", "ctbr")
 THRUST_REFERENCES = ("none", "hover_thrust", "hover_thrust_config")
 # inputs of kind "reference": read by the head only (see the module docstring)
 REFERENCE_INPUTS = ("hover_thrust_config",)
-REFERENCE_FORMS = ("scaled", "offset", "mixer")
+REFERENCE_FORMS = ("scaled", "offset", "mixer", "linear")
 # rotors (contract order FR, BR, BL, FL) x mixer coordinates (collective, roll = left minus right,
 # pitch = back minus front, yaw = the rotors' reaction-torque signs): u = S @ (c, r, p, y)
 MIXER_SIGNS = np.array([[1.0, -1.0, -1.0, -1.0], [1.0, -1.0, 1.0, 1.0], [1.0, 1.0, 1.0, -1.0], [1.0, 1.0, -1.0, 1.0]])
@@ -166,6 +169,8 @@ class ActionSpec:
             raise SpecError(f"thrust_reference must be one of {THRUST_REFERENCES}, got {self.thrust_reference!r}")
         if self.thrust_reference_form not in REFERENCE_FORMS:
             raise SpecError(f"thrust_reference_form must be one of {REFERENCE_FORMS}, got {self.thrust_reference_form!r}")
+        if self.thrust_reference_form == "linear" and self.thrust_reference == "none":
+            raise SpecError("thrust_reference_form 'linear' needs a thrust reference")
         if self.thrust_reference_form == "mixer" and (self.mode != "motors" or self.thrust_reference == "none"):
             raise SpecError("thrust_reference_form 'mixer' needs action mode 'motors' and a thrust reference, "
                             f"got mode {self.mode!r} and reference {self.thrust_reference!r}")
