@@ -163,8 +163,9 @@ class PolicyNetwork(nn.Module):
         """Head + output squashing: motors -> sigmoid; ctbr -> [sigmoid, max_rate * tanh].
 
         With a thrust reference h (a raw input), each thrust is ``sigmoid(logit(h) + z / (1 - h))``
-        (form ``scaled``) or ``sigmoid(logit(h) + z)`` (``offset``; see :mod:`lnn_drone.policy.spec`):
-        hover is built in, the network learns the deviation."""
+        (form ``scaled``), ``sigmoid(logit(h) + z)`` (``offset``), ``clip(h (1 + z), 0, 1)``
+        (``linear``) or the ``mixer`` form (see :mod:`lnn_drone.policy.spec`): hover is built in,
+        the network learns the deviation."""
         z = self.head(core_out)
         a = self.config.action
         n = a.thrust_outputs
@@ -182,11 +183,10 @@ class PolicyNetwork(nn.Module):
                 f = h * (1.0 + zt)
                 # straight through in training: the clipped value flies, the gradient sees the line
                 thrust = f + (f.clamp(0.0, 1.0) - f).detach() if self.training else f.clamp(0.0, 1.0)
-                if a.mode == "motors":
-                    return thrust
-                return torch.cat([thrust, self.max_rate * torch.tanh(z[..., 1:])], -1)
-            zt = torch.logit(h) + (zt / (1.0 - h) if a.thrust_reference_form == "scaled" else zt)
-        thrust = torch.sigmoid(zt)
+            else:
+                thrust = torch.sigmoid(torch.logit(h) + (zt / (1.0 - h) if a.thrust_reference_form == "scaled" else zt))
+        else:
+            thrust = torch.sigmoid(zt)
         if a.mode == "motors":
             return thrust
         return torch.cat([thrust, self.max_rate * torch.tanh(z[..., 1:])], -1)

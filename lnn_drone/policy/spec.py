@@ -7,7 +7,7 @@ model needs and refuse a model whose inputs it cannot provide. Action modes foll
 collective thrust fraction in [0, 1] followed by body rates p, q, r in rad/s (FLU), the rates
 bounded by ``max_rate``. A thrust reference (``thrust_reference="hover_thrust"``) makes the
 thrust outputs relative to a hover-thrust input h, so a zero network output hovers at any
-thrust-to-weight. Two forms: ``scaled`` (default), ``u = sigmoid(logit(h) + z / (1 - h))``, where a
+thrust-to-weight. Forms: ``scaled`` (default), ``u = sigmoid(logit(h) + z / (1 - h))``, where a
 unit output is also one g of acceleration (``du/dz = h`` at hover, the physics of
 ``u = h (1 + a / g)``); ``offset``, ``u = sigmoid(logit(h) + z)``, which only moves the plain
 sigmoid's centre to h (``du/dz = h (1 - h)``, as the plain head has at u = h). And, in motors

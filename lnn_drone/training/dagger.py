@@ -61,9 +61,10 @@ class TrainConfig:
     network: dict = field(default_factory=dict)   # extra NetworkConfig fields
     action_mode: str = "motors"
     max_rate: float = 8.0              # ctbr head: bound of |p|, |q|, |r| (rad/s; the expert clips at 8)
-    # "none" or an input ("hover_thrust"): thrust outputs relative to it (policy/spec.py ActionSpec)
+    # "none" or an input ("hover_thrust", "hover_thrust_config"): thrust outputs relative to it (policy/spec.py)
     thrust_reference: str = "none"
-    thrust_reference_form: str = "scaled"   # scaled: 1 output unit = 1 g at any T/W; offset: only centred on h
+    # scaled / linear: 1 output unit = 1 g at any T/W (sigmoid / clipped line); offset: only centred on h; mixer
+    thrust_reference_form: str = "scaled"
     vehicle: str = "crazyflie2"
     # vehicle classes flown in training, rollout env i flies vehicles[i % len] (randomization across
     # classes); empty: only ``vehicle``
