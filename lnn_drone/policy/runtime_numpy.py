@@ -498,7 +498,7 @@ class NumpyRuntime:
         a = cfg.action
         # the mixer form works on the raw head outputs (no squashing to fold)
         self._mixer = MIXER_SIGNS.astype(_F) if a.thrust_reference_form == "mixer" else None
-        if self._mixer is not None or a.thrust_reference_form == "linear":  # raw outputs (linear: squashed in _linear)
+        if self._mixer is not None or a.thrust_reference_form == "linear":  # raw outputs (linear: thrusts clipped in run)
             c = np.ones(a.dim)
         else:
             c = np.full(a.dim, 0.5) if a.mode == "motors" else np.array([0.5] + [1.0] * (a.dim - 1))
@@ -554,28 +554,23 @@ class NumpyRuntime:
             h = _REF_LO if h < _REF_LO else _REF_HI if h > _REF_HI else h  # NaN stays NaN: the caller's failsafe sees it
         if self._mixer is not None:
             act = self._mixed(y, h)
-        elif self._ref_linear:
-            act = self._linear(y, h)
         else:
+            thrust = None
             if self._ref is not None:
                 yt = self._ref_y
-                if self._ref_scaled:
-                    yt *= 1.0 / (1.0 - h)
-                yt += 0.5 * math.log(h / (1.0 - h))
+                if self._ref_linear:  # clip(h (1 + z), 0, 1) on the raw thrust rows
+                    thrust = np.clip(h * (1.0 + yt), 0.0, 1.0)
+                else:
+                    if self._ref_scaled:
+                        yt *= 1.0 / (1.0 - h)
+                    yt += 0.5 * math.log(h / (1.0 - h))
             np.tanh(y, out=y)
             act = y * self._c1
             act += self._c0
+            if thrust is not None:
+                act[: len(thrust)] = thrust
         if core.record:
             self.aux = core.aux
-        return act
-
-    def _linear(self, z: np.ndarray, h: float) -> np.ndarray:
-        """Linear form: thrusts clip(h (1 + z), 0, 1); body rates (ctbr) max_rate * tanh (spec.py)."""
-        n = self.config.action.thrust_outputs
-        act = np.empty_like(z)
-        act[:n] = np.clip(h * (1.0 + z[:n]), 0.0, 1.0)
-        if n < len(z):
-            act[n:] = self.config.action.max_rate * np.tanh(z[n:])
         return act
 
     def _mixed(self, z: np.ndarray, h: float) -> np.ndarray:

@@ -195,17 +195,24 @@ class DaggerTrainer:
         return ActionSpec(c.action_mode, c.max_rate if c.action_mode == "ctbr" else 0.0,
                           thrust_reference=c.thrust_reference, thrust_reference_form=c.thrust_reference_form)
 
-    def build_network(self):
-        from ..policy import InputSpec, NetworkConfig
-        from ..policy.network import build_policy_network
+    def input_spec(self, name: str, norm: tuple):
+        """The model-file spec of input ``name``, with the training set's statistics ``norm``
+        (mean, std); a thrust reference is never normalised."""
+        from ..policy import InputSpec
         from ..policy.spec import REFERENCE_INPUTS
 
+        if name in REFERENCE_INPUTS:
+            return InputSpec.reference(name)
+        return InputSpec.vector(name, len(norm[0]), mean=norm[0], std=norm[1])
+
+    def build_network(self):
+        from ..policy import NetworkConfig
+        from ..policy.network import build_policy_network
+
         norm = self.dataset.normalization()
-        inputs = tuple(InputSpec.reference(n) if n in REFERENCE_INPUTS else
-                       InputSpec.vector(n, len(norm[n][0]), mean=norm[n][0], std=norm[n][1]) for n in self.cfg.inputs)
-        kwargs = dict(self.cfg.network)
+        inputs = tuple(self.input_spec(n, norm[n]) for n in self.cfg.inputs)
         net_cfg = NetworkConfig(inputs=inputs, action=self.action_spec(),
-                                control_period=1.0 / self.cfg.control_hz, core=self.cfg.core, **kwargs)
+                                control_period=1.0 / self.cfg.control_hz, core=self.cfg.core, **dict(self.cfg.network))
         self.net = build_policy_network(net_cfg, seed=self.cfg.seed)
         self.optimizer = self.torch.optim.Adam(self.net.parameters(), lr=self.cfg.lr)
         return self.net

@@ -112,22 +112,13 @@ class VisualDaggerTrainer(DaggerTrainer):
             env.task.scene = replace(env.task.scene, walls_fraction=walls)
         return seed, {"state": state}
 
-    def build_network(self):
-        from ..policy import InputSpec, NetworkConfig
-        from ..policy.network import build_policy_network
-        from ..policy.spec import REFERENCE_INPUTS
+    def input_spec(self, name: str, norm: tuple):
+        """The camera input at the recipe's resolution; the others as the base trainer has them."""
+        if name != "image":
+            return super().input_spec(name, norm)
+        from ..policy import InputSpec
 
-        norm = self.dataset.normalization()
-        c = self.cfg
-        inputs = tuple(InputSpec.image(n, c.image_height, c.image_width, mean=norm[n][0], std=norm[n][1])
-                       if n == "image" else InputSpec.reference(n) if n in REFERENCE_INPUTS
-                       else InputSpec.vector(n, len(norm[n][0]), mean=norm[n][0], std=norm[n][1])
-                       for n in c.inputs)
-        net_cfg = NetworkConfig(inputs=inputs, action=self.action_spec(), control_period=1.0 / c.control_hz, core=c.core,
-                                **dict(c.network))
-        self.net = build_policy_network(net_cfg, seed=c.seed)
-        self.optimizer = self.torch.optim.Adam(self.net.parameters(), lr=c.lr)
-        return self.net
+        return InputSpec.image(name, self.cfg.image_height, self.cfg.image_width, mean=norm[0], std=norm[1])
 
     NOMINAL_CHECK = "nominal"
 
