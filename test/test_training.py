@@ -16,7 +16,7 @@ from lnn_drone.policy import ActionSpec, InputSpec, NetworkConfig  # noqa: E402
 from lnn_drone.policy.model_file import ModelFileError, save_network  # noqa: E402
 from lnn_drone.policy.network import build_policy_network  # noqa: E402
 from lnn_drone.training.agents import PolicyAgent  # noqa: E402
-from lnn_drone.training.dagger import DaggerTrainer, TrainConfig  # noqa: E402
+from lnn_drone.training.dagger import DaggerTrainer, TrainConfig, imitation_loss  # noqa: E402
 from lnn_drone.training.dataset import Dataset  # noqa: E402
 from lnn_drone.training.evaluation import EvalSettings, evaluate  # noqa: E402
 
@@ -32,7 +32,7 @@ def tiny_config(**kw) -> TrainConfig:
     return TrainConfig(**base)
 
 
-def imitation_loss(trainer: DaggerTrainer, net, dataset: Dataset) -> float:
+def heldout_loss(trainer: DaggerTrainer, net, dataset: Dataset) -> float:
     """The training objective (mixer-space weighted MSE) on held-out data."""
     rng = np.random.default_rng(0)
     inputs, labels, mask = dataset.chunks(32, 120, 0, rng)
@@ -40,8 +40,26 @@ def imitation_loss(trainer: DaggerTrainer, net, dataset: Dataset) -> float:
     with torch.no_grad():
         pred, _ = net({n: torch.from_numpy(v) for n, v in inputs.items()},
                       torch.full(mask.shape, 1.0 / trainer.cfg.control_hz))
-    m = torch.from_numpy(mask)
-    return float(((((pred - torch.from_numpy(labels)) @ mix) ** 2 * w).sum(-1) * m).sum() / m.sum())
+    return float(imitation_loss(pred, torch.from_numpy(labels), torch.from_numpy(mask), mix, w))
+
+
+def test_imitation_loss_is_the_weighted_square_or_its_huber_form():
+    """Squared error by default; with a Huber delta the same below it and linear above it, so a
+    far-off label (a failing rollout's bang-bang command) pulls with a bounded force."""
+    mix, w = torch.eye(4), torch.tensor([30.0, 30.0, 30.0, 10.0])
+    labels = torch.zeros(1, 3, 4)
+    pred = torch.tensor([[[0.001, -0.002, 0.0, 0.003], [0.5, 0.0, 0.0, 0.0], [0.0, 0.0, -0.2, 0.0]]])
+    mask = torch.tensor([[1.0, 1.0, 0.0]])      # the third step is padding and must not count
+    squared = (pred[0, :2] ** 2 * w).sum(-1).mean()
+    assert float(imitation_loss(pred, labels, mask, mix, w)) == pytest.approx(float(squared), rel=1e-6)
+    delta = 0.1
+    small = float((pred[0, 0] ** 2 * w).sum())                # every weighted error below delta: quadratic
+    r = 0.5 * 30.0 ** 0.5                                       # the second step's weighted error, above delta
+    expected = 0.5 * (small + 2 * delta * (r - 0.5 * delta))
+    assert float(imitation_loss(pred, labels, mask, mix, w, huber_delta=delta)) == pytest.approx(expected, rel=1e-5)
+    assert expected < float(squared)
+    with pytest.raises(ValueError, match="loss_huber_delta"):
+        tiny_config(loss_huber_delta=-0.1).check()
 
 
 @pytest.mark.slow
@@ -54,11 +72,11 @@ def test_short_dagger_run_improves_on_its_start(tmp_path):
         held.collect(0, 8, 0.0)
         trainer.collect(0, cfg.expert_episodes, 0.0)
         start_net = trainer.build_network()
-        before = imitation_loss(trainer, start_net, held.dataset)
+        before = heldout_loss(trainer, start_net, held.dataset)
         trainer.dataset = Dataset(trainer.dataset.input_names)  # run() starts from an empty set
         trainer.net = None
         result = trainer.run()
-        after = imitation_loss(trainer, trainer.net, held.dataset)
+        after = heldout_loss(trainer, trainer.net, held.dataset)
         held.close()
     finally:
         trainer.close()

@@ -85,6 +85,11 @@ class TrainConfig:
     # differential parts that fly the attitude are ~10x smaller than the collective and would be
     # drowned by it in a plain per-motor MSE
     loss_weights: list = field(default_factory=lambda: [1.0, 30.0, 30.0, 10.0])
+    # > 0: Huber loss on the weighted errors (sqrt(weight) x error), quadratic below this and linear
+    # above, instead of the squared error. Why: DAgger data holds the student's failures (far from the
+    # goal, tumbling, about to crash) whose labels are bang-bang and barely learnable; squared, they
+    # dominate the loss and the small network spends itself on them instead of on precision near hover
+    loss_huber_delta: float = 0.0
     lr: float = 3e-3
     lr_final: float = 5e-4
     beta0: float = 0.3                 # fraction of expert-flown episodes at iteration 1, halved after
@@ -111,8 +116,24 @@ class TrainConfig:
     threads: int = 2
 
     def check(self) -> None:
+        if not (math.isfinite(self.loss_huber_delta) and self.loss_huber_delta >= 0):
+            raise ValueError(f"loss_huber_delta must be >= 0 (0: squared error), got {self.loss_huber_delta}")
         if not 0 <= self.average_last <= self.iterations + 1:
             raise ValueError(f"average_last must be in [0, iterations + 1 = {self.iterations + 1}], got {self.average_last}")
+
+
+def imitation_loss(pred, labels, mask, mix, weights, huber_delta: float = 0.0):
+    """Masked mean over steps of the weighted error in the loss coordinates (``mix`` maps
+    per-output errors to them): ``sum_k w_k e_k^2``, or with ``huber_delta > 0`` the Huber loss of
+    ``sqrt(w_k) e_k`` scaled to equal that below ``huber_delta`` (and grow linearly above it)."""
+    import torch
+
+    r = ((pred - labels) @ mix) * weights.sqrt()
+    if huber_delta > 0:
+        per = 2.0 * torch.nn.functional.huber_loss(r, torch.zeros_like(r), reduction="none", delta=huber_delta)
+    else:
+        per = r ** 2
+    return (per.sum(-1) * mask).sum() / mask.sum().clamp(min=1.0)
 
 
 class DaggerTrainer:
@@ -239,7 +260,7 @@ class DaggerTrainer:
             y = torch.from_numpy(labels)
             m = torch.from_numpy(mask)
             pred, _ = self.net(x, torch.full(m.shape, dt))
-            loss = ((((pred - y) @ mix) ** 2 * w).sum(-1) * m).sum() / m.sum().clamp(min=1.0)
+            loss = imitation_loss(pred, y, m, mix, w, cfg.loss_huber_delta)
             self.optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.net.parameters(), 1.0)
