@@ -73,6 +73,27 @@ def test_ctbr_mode_flies_through_the_simulated_rate_loop():
     assert s.success_rate == 1.0
 
 
+def test_vertical_speed_floor_keeps_the_vertical_gains_and_only_them():
+    """A slowed-down controller (slow motors) with the vertical floor at 1 answers a vertical error
+    as at full speed and a horizontal one as slowed; with no floor it slows both."""
+    from lnn_drone.control.geometric import BatchGeometricController, GeometricGains
+
+    def command(error, speed, floor):
+        c = BatchGeometricController([0.03], [0.6], GeometricGains(vertical_speed_min=floor), speed=speed)
+        thrust, rates = c(np.array([[0.0, 0.0, 2.0]]) + np.asarray(error), np.array([[0.0, 0.0, 0.0, 1.0]]),
+                          np.zeros((1, 3)), np.array([[0.0, 0.0, 2.0, 0.0]]), 0.0)
+        return thrust[0], rates[0]
+
+    below = [0.0, 0.0, -0.3]
+    assert command(below, 0.5, 0.0)[0] < command(below, 1.0, 0.0)[0]            # slowed: climbs less
+    assert command(below, 0.5, 1.0)[0] == pytest.approx(command(below, 1.0, 0.0)[0], rel=1e-9)
+    aside = [0.3, -0.2, 0.0]
+    np.testing.assert_allclose(command(aside, 0.5, 1.0)[1], command(aside, 0.5, 0.0)[1], rtol=1e-9)
+    assert np.abs(command(aside, 0.5, 0.0)[1]).max() < np.abs(command(aside, 1.0, 0.0)[1]).max()
+    with pytest.raises(ValueError, match="vertical_speed_min"):
+        ExpertAgent(teacher="adaptive", vertical_speed_min=1.5)
+
+
 def test_impossible_thrust_to_weight_fails_honestly():
     # T/W 1.05 leaves almost no margin: the protocol must report failures, not hide them
     s = evaluate(ExpertAgent(), EvalSettings(tier="A90", episodes=4, seed=0, thrust_to_weight=1.05))

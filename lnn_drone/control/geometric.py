@@ -34,6 +34,12 @@ class GeometricGains:
     max_tilt_deg: float = 50.0
     max_rate_rad_s: float = 8.0
     max_accel_m_s2: float = 12.0
+    # the vertical position loop slows down with ``speed`` only to this floor (1: never). Why: the
+    # slow-down is for the attitude cascade, whose lag it would otherwise destabilise; the vertical
+    # loop has only the motor lag in it and stays stable at full gain with 100 ms of lag. A student
+    # that cannot observe the motor lag learns the *average* of speed-scaled gains, so scaling the
+    # vertical loop made it slow on every vehicle (a teacher choice, see ExpertAgent)
+    vertical_speed_min: float = 0.0
 
 
 @dataclass
@@ -116,7 +122,9 @@ class BatchGeometricController:
         # the integral is the slowest loop: it is slowed down only in proportion (s, not s^3), or a
         # vehicle with slow motors would take most of an episode to find its hover thrust
         ki = np.array([g.ki, g.ki, g.ki_z])
-        a = -(g.kp * s * s) * e_p - (g.kv * s) * e_v - (ki * s) * self.integral
+        s_axes = np.repeat(s, 3, axis=1)
+        s_axes[:, 2] = np.maximum(s_axes[:, 2], g.vertical_speed_min)
+        a = -(g.kp * s_axes * s_axes) * e_p - (g.kv * s_axes) * e_v - (ki * s) * self.integral
         # limit the horizontal demand first (keep altitude authority)
         h_max = np.clip(np.minimum(g.max_accel_m_s2, (a[:, 2] + GRAVITY) * math.tan(math.radians(g.max_tilt_deg))),
                         0.0, None)

@@ -69,7 +69,10 @@ class TrainConfig:
     # vehicle classes flown in training, rollout env i flies vehicles[i % len] (randomization across
     # classes); empty: only ``vehicle``
     vehicles: list = field(default_factory=list)
-    teacher: str = "privileged"        # privileged | integral (see ExpertAgent)
+    teacher: str = "privileged"        # privileged | integral | adaptive (see ExpertAgent)
+    # the teacher's vertical loop slows down for slow motors / latency only to this floor (1: never);
+    # the student cannot see the motor lag and would learn the average, slow, vertical gain
+    teacher_vertical_speed_min: float = 0.0
     physics_hz: float = 240.0
     control_hz: float = 120.0
     episode_s: float = 8.0
@@ -149,7 +152,7 @@ class DaggerTrainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.progress = progress
         torch.set_num_threads(config.threads)
-        self.expert = ExpertAgent(teacher=config.teacher)  # first: a bad teacher name fails before envs open
+        self.expert = ExpertAgent(teacher=config.teacher, vertical_speed_min=config.teacher_vertical_speed_min)  # first: a bad teacher name fails before envs open
         self.envs = self._make_envs()
         self.dataset = Dataset(list(config.inputs))
         self.net = None

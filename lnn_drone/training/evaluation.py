@@ -43,7 +43,7 @@ class ExpertAgent:
     TEACHERS = ("privileged", "integral", "adaptive")
     ADAPTIVE_KI_Z = 3.0  # 1/s^3, see gains()
 
-    def __init__(self, use_true_vehicle: bool = True, teacher: str = "privileged"):
+    def __init__(self, use_true_vehicle: bool = True, teacher: str = "privileged", vertical_speed_min: float = 0.0):
         """``teacher="privileged"``: true mass and thrust, its own integral (the classical
         baseline). ``teacher="integral"``: the *nominal* vehicle's hover thrust, and the integral
         term applied is the env's observed ``error_integral``. Its labels are then a function of
@@ -52,9 +52,14 @@ class ExpertAgent:
         see. ``teacher="adaptive"``: as ``integral``, but the hover thrust is the env's observed
         estimate (``hover_thrust``, from the accelerometer, odometry and commands) instead of the
         nominal one, so the teacher flies any thrust-to-weight and its labels stay a function of
-        the student's inputs. The rate loop and mixer still use the true vehicle."""
+        the student's inputs. The rate loop and mixer still use the true vehicle.
+        ``vertical_speed_min``: the floor of the vertical loop's slow-down for slow motors or
+        latency (``GeometricGains.vertical_speed_min``; 1 keeps its nominal gains everywhere)."""
         if teacher not in self.TEACHERS:
             raise ValueError(f"teacher must be one of {self.TEACHERS}, got {teacher!r}")
+        if not 0.0 <= vertical_speed_min <= 1.0:
+            raise ValueError(f"vertical_speed_min must be in [0, 1], got {vertical_speed_min}")
+        self.vertical_speed_min = float(vertical_speed_min)
         self.use_true_vehicle = use_true_vehicle
         self.teacher = teacher
 
@@ -71,7 +76,9 @@ class ExpertAgent:
         hover thrust). The teacher was validated on the robustness grid with it."""
         from ..control.geometric import GeometricGains
 
-        return GeometricGains(ki_z=self.ADAPTIVE_KI_Z) if self.teacher == "adaptive" else GeometricGains()
+        if self.teacher == "adaptive":
+            return GeometricGains(ki_z=self.ADAPTIVE_KI_Z, vertical_speed_min=self.vertical_speed_min)
+        return GeometricGains(vertical_speed_min=self.vertical_speed_min)
 
     def reset(self, envs: list) -> None:
         from ..control.geometric import BatchGeometricController
