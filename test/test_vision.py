@@ -158,6 +158,25 @@ def test_expert_flies_the_protocol_and_the_summary_is_deterministic():
     assert a["success_rate"] == 1.0 and a["final_distance_error_m_median"] < 0.1
 
 
+def test_expert_slows_for_motor_lag_only_when_asked():
+    """On slow motors the visual teacher slows its loops down by default; with ``slows_for_lag``
+    off it keeps the nominal gains (a label the student can learn without seeing the lag)."""
+    from lnn_drone.training.vision import VisualExpert, make_visual_env
+
+    env = make_visual_env(VisualEvalSettings(episodes=1, seed=0))
+    try:
+        env.reset(seed=0)
+        env.unwrapped.sim.set_motor_time_constants(0.08, 0.08)
+        speeds = {}
+        for slows in (True, False):
+            expert = VisualExpert(slows_for_lag=slows)
+            expert.reset([env])
+            speeds[slows] = float(expert._inner._geo.speed[0])
+        assert speeds[True] == pytest.approx(0.045 / 0.08) and speeds[False] == 1.0
+    finally:
+        env.close()
+
+
 # ---------------------------------------------------------------- CLI
 def test_cli_lists_conditions_nominal_first(capsys):
     assert cli_main(["eval", "--task", "visual_target", "--list-conditions"]) == 0

@@ -36,6 +36,9 @@ class VisualTrainConfig(TrainConfig):
     # instead of flying rollouts (an ablation; the shipped baselines fly their own DAgger runs);
     # empty = DAgger
     dataset: str = ""
+    # the teacher slows its loops down for slow motors or actuation latency (False: nominal gains on every
+    # vehicle; the student cannot observe the lag and learns the average of the slowed gains)
+    expert_slows_for_lag: bool = True
     check_conditions: list = field(default_factory=lambda: ["nominal"])
     final_conditions: list = field(default_factory=lambda: ["nominal", "moving_target"])
 
@@ -67,7 +70,7 @@ class VisualDaggerTrainer(DaggerTrainer):
 
     def __init__(self, config: VisualTrainConfig, run_dir, progress: bool = True):
         super().__init__(config, run_dir, progress)
-        self.expert = VisualExpert()
+        self.expert = VisualExpert(slows_for_lag=config.expert_slows_for_lag)
 
     def run(self, resume: bool = False) -> dict:
         if not self.cfg.dataset:

@@ -153,10 +153,14 @@ class VisualExpert:
     name = "expert"
     GAINS = dict(kp=4.0, kv=3.5, max_tilt_deg=25.0, max_accel_m_s2=5.0, k_att=6.0)
 
-    def __init__(self):
+    def __init__(self, slows_for_lag: bool = True):
+        """``slows_for_lag``: scale the loop bandwidths down for slow motors or actuation latency
+        (``ExpertAgent.loop_speed``), as the hover expert does; False flies nominal gains on every
+        vehicle, which these gentle gains tolerate."""
         from .evaluation import ExpertAgent
 
         self._inner = ExpertAgent()
+        self.slows_for_lag = slows_for_lag
 
     def reset(self, envs: list) -> None:
         from ..control.geometric import BatchGeometricController, GeometricGains
@@ -164,7 +168,8 @@ class VisualExpert:
         inner = self._inner
         inner.reset(envs)
         bases = [e.unwrapped for e in envs]
-        speed = np.array([inner.loop_speed(b.sim.motor_tau_down_s, b.sim.action_latency_s) for b in bases])
+        speed = np.array([inner.loop_speed(b.sim.motor_tau_down_s, b.sim.action_latency_s) if self.slows_for_lag
+                          else 1.0 for b in bases])
         inner._geo = BatchGeometricController.for_vehicles([b.variation.vehicle for b in bases],
                                                            GeometricGains(**self.GAINS), speed=speed)
 
