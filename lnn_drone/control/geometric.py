@@ -36,9 +36,10 @@ class GeometricGains:
     max_accel_m_s2: float = 12.0
     # the vertical position loop slows down with ``speed`` only to this floor (1: never). Why: the
     # slow-down is for the attitude cascade, whose lag it would otherwise destabilise; the vertical
-    # loop has only the motor lag in it and stays stable at full gain with 100 ms of lag. A student
-    # that cannot observe the motor lag learns the *average* of speed-scaled gains, so scaling the
-    # vertical loop made it slow on every vehicle (a teacher choice, see ExpertAgent)
+    # loop has only the motor lag in it (with a 100 ms first-order lag the nominal kp, kv still pass
+    # Routh's test, and the hover teacher flies every grid cell with the floor at 1). A student that
+    # cannot observe the motor lag learns the average of speed-scaled gains, which is part of why
+    # the hover students settle slowly (README; config/experiments/hover_teacher_vertical.yaml)
     vertical_speed_min: float = 0.0
 
 

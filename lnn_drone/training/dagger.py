@@ -120,7 +120,7 @@ class TrainConfig:
 
     def check(self) -> None:
         if not (math.isfinite(self.loss_huber_delta) and self.loss_huber_delta >= 0):
-            raise ValueError(f"loss_huber_delta must be >= 0 (0: squared error), got {self.loss_huber_delta}")
+            raise ValueError(f"loss_huber_delta must be >= 0 (0: the squared error), got {self.loss_huber_delta}")
         if not 0 <= self.average_last <= self.iterations + 1:
             raise ValueError(f"average_last must be in [0, iterations + 1 = {self.iterations + 1}], got {self.average_last}")
 
@@ -152,7 +152,8 @@ class DaggerTrainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.progress = progress
         torch.set_num_threads(config.threads)
-        self.expert = ExpertAgent(teacher=config.teacher, vertical_speed_min=config.teacher_vertical_speed_min)  # first: a bad teacher name fails before envs open
+        # first: a bad teacher name fails before the envs open
+        self.expert = ExpertAgent(teacher=config.teacher, vertical_speed_min=config.teacher_vertical_speed_min)
         self.envs = self._make_envs()
         self.dataset = Dataset(list(config.inputs))
         self.net = None
