@@ -156,7 +156,8 @@ class VisualExpert:
     def __init__(self, slows_for_lag: bool = True):
         """``slows_for_lag``: scale the loop bandwidths down for slow motors or actuation latency
         (``ExpertAgent.loop_speed``), as the hover expert does; False flies the nominal gains on
-        every vehicle (an experiment: config/experiments/visual_expert_nominal_gains.yaml)."""
+        every vehicle (an experiment: it crashed in 19 of 96 training episodes with slow motors and
+        latency, config/experiments/visual_expert_nominal_gains.yaml)."""
         from .evaluation import ExpertAgent
 
         self._inner = ExpertAgent()
