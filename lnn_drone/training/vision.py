@@ -169,8 +169,8 @@ class VisualExpert:
         inner = self._inner
         inner.reset(envs)
         bases = [e.unwrapped for e in envs]
-        speed = np.array([inner.loop_speed(b.sim.motor_tau_down_s, b.sim.action_latency_s) if self.slows_for_lag
-                          else 1.0 for b in bases])
+        # the inner expert's reset already found each vehicle's loop speed for its motor lag
+        speed = inner._geo.speed if self.slows_for_lag else 1.0
         inner._geo = BatchGeometricController.for_vehicles([b.variation.vehicle for b in bases],
                                                            GeometricGains(**self.GAINS), speed=speed)
 
