@@ -124,6 +124,28 @@ def test_run_resumes_and_refuses_another_configuration(tmp_path):
     t2.run(resume=True)  # nothing left to do: returns at once with the saved state
     assert len(t2.dataset.episodes) == cfg.expert_episodes
     t2.close()
+    # a run stopped while saving its next iteration: the dataset already holds that iteration's episodes and
+    # the log its row, state.json does not; resuming trims both back to the saved iteration
+    run = tmp_path / "run"
+    grown = Dataset.load(run / "dataset.npz")
+    for e in list(grown.episodes[:3]):
+        grown.add(e)
+    grown.save(run / "dataset.npz")
+    log = (run / "train_log.csv").read_text()
+    (run / "train_log.csv").write_text(log + "1" + log.splitlines()[-1][1:] + "\n")
+    t3 = DaggerTrainer(more, run, progress=False)
+    t3.run(resume=True)
+    assert len(t3.dataset.episodes) == cfg.expert_episodes
+    assert (run / "train_log.csv").read_text() == log
+    t3.close()
+    # a dataset cut short (a full disk) is named, not a BadZipFile from deep inside numpy
+    data = (run / "dataset.npz").read_bytes()
+    (run / "dataset.npz").write_bytes(data[: len(data) // 2])
+    t4 = DaggerTrainer(more, run, progress=False)
+    with pytest.raises(ValueError, match="damaged"):
+        t4.run(resume=True)
+    t4.close()
+    (run / "dataset.npz").write_bytes(data)
     other = DaggerTrainer(tiny_config(iterations=0, updates_first=21), tmp_path / "run", progress=False)
     with pytest.raises(ValueError, match="another configuration"):
         other.run(resume=True)

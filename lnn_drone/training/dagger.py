@@ -330,11 +330,23 @@ class DaggerTrainer:
                 w.writeheader()
             w.writerow(row)
 
+    def _trim_log(self, last_iteration: int) -> None:
+        """Drop log rows of iterations after the saved one (logged, then stopped before its checkpoint)."""
+        if not self.log_path.exists():
+            return
+        lines = self.log_path.read_text().splitlines(keepends=True)
+        keep = lines[:1] + [ln for ln in lines[1:] if int(ln.split(",", 1)[0]) <= last_iteration]
+        if len(keep) != len(lines):
+            self.log_path.write_text("".join(keep))
+
     def _save_checkpoint(self, iteration: int, elapsed: float, score: float) -> None:
         import shutil
 
         from ..policy.model_file import save_network
 
+        # each file is replaced atomically and state.json last, with the number of episodes the iteration
+        # ended with: a run stopped while saving resumes from the previous iteration (the dataset is trimmed
+        # back to that count and the weights come from iterations/, never from a newer checkpoint)
         self.dataset.save(self.run_dir / "dataset.npz")
         save_network(self.run_dir / "checkpoint.safetensors", self.net, provenance={"iteration": iteration})
         # every iteration's weights are kept (12 kB each), so another selection rule can be
@@ -344,9 +356,11 @@ class DaggerTrainer:
         if self.best is None or score > self.best["score"]:
             shutil.copyfile(self.run_dir / "checkpoint.safetensors", self.run_dir / "best.safetensors")
             self.best = {"iteration": iteration, "score": score}
-        (self.run_dir / "state.json").write_text(json.dumps({"iteration": iteration, "elapsed_s": elapsed,
-                                                            "best": self.best,
-                                                            "config": _jsonable(asdict(self.cfg))}))
+        state = json.dumps({"iteration": iteration, "elapsed_s": elapsed, "best": self.best,
+                            "dataset_episodes": len(self.dataset.episodes), "config": _jsonable(asdict(self.cfg))})
+        tmp = self.run_dir / "state.json.partial"
+        tmp.write_text(state)
+        os.replace(tmp, self.run_dir / "state.json")
 
     def _load_weights(self, path: Path) -> None:
         from ..policy.model_file import load_model
@@ -377,9 +391,19 @@ class DaggerTrainer:
         if self.cfg.iterations < state["config"]["iterations"]:
             raise ValueError(f"cannot shorten a run: it was planned for {state['config']['iterations']} iterations")
         self.dataset = Dataset.load(self.run_dir / "dataset.npz")
-        model = load_model(self.run_dir / "checkpoint.safetensors")
+        kept = state.get("dataset_episodes")
+        if isinstance(kept, int):
+            if kept > len(self.dataset.episodes):
+                raise ValueError(f"{self.run_dir}/dataset.npz holds {len(self.dataset.episodes)} episodes but the "
+                                 f"run saved {kept} at iteration {state['iteration']}; use a new --run-dir")
+            self.dataset.truncate(kept)   # episodes of an iteration that was stopped while saving
+        self._trim_log(int(state["iteration"]))
+        weights = self.run_dir / "iterations" / f"it{int(state['iteration']):02d}.safetensors"
+        if not weights.exists():          # a run saved before every iteration was kept
+            weights = self.run_dir / "checkpoint.safetensors"
+        model = load_model(weights)
         self.net = build_policy_network(model.config, seed=self.cfg.seed)
-        self._load_weights(self.run_dir / "checkpoint.safetensors")
+        self._load_weights(weights)
         best = state.get("best")
         self.best = best if isinstance(best, dict) and isinstance(best.get("score"), (int, float)) else None
         # Adam moments are not carried over (the model file holds weights only): documented

@@ -5,6 +5,8 @@ is saved as a single ``.npz`` (``allow_pickle=False``) so a run can resume from 
 """
 from __future__ import annotations
 
+import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,11 +106,29 @@ class Dataset:
             for n in self.input_names:
                 arrays["input_" + n] = np.concatenate([e.inputs[n] for e in self.episodes])
         images = any(a.ndim == 4 for k, a in arrays.items() if k.startswith("input_"))
+        path = Path(path)
+        tmp = path.with_name(path.name + ".partial")
         # camera frames barely compress and zlib over gigabytes takes minutes: store them raw
-        (np.savez if images else np.savez_compressed)(path, **arrays)
+        with tmp.open("wb") as f:
+            (np.savez if images else np.savez_compressed)(f, **arrays)
+        # atomic: a run stopped while saving keeps the previous dataset, never half of a new one
+        os.replace(tmp, path)
+
+    def truncate(self, n_episodes: int) -> None:
+        """Keep the first ``n_episodes`` (episodes are only ever appended, so this is the dataset as it was)."""
+        if not 0 <= n_episodes <= len(self.episodes):
+            raise ValueError(f"cannot keep {n_episodes} episodes of a dataset holding {len(self.episodes)}")
+        del self.episodes[n_episodes:]
 
     @classmethod
     def load(cls, path: str | Path) -> "Dataset":
+        try:
+            return cls._load(path)
+        except (zipfile.BadZipFile, EOFError, KeyError, ValueError) as exc:
+            raise ValueError(f"{path} is damaged or not a dataset saved by lnn_drone ({type(exc).__name__}: {exc})") from None
+
+    @classmethod
+    def _load(cls, path: str | Path) -> "Dataset":
         with np.load(path, allow_pickle=False) as z:
             names = [str(n) for n in z["names"]]
             ds = cls(names)
