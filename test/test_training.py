@@ -268,6 +268,12 @@ def test_baseline_recipes_are_the_hover_recipe_with_another_core(tmp_path):
         recipe = read_recipe(ROOT / "config" / f"train_visual_target_{name}.yaml")
         differs = {k for k in set(visual) | set(recipe) if visual.get(k) != recipe.get(k)}
         assert differs == {"name", "core", "network"}, (name, differs)
+    # the report's 'teacher' row flies the teacher the shipped hover students imitated
+    from lnn_drone.training.report import HOVER_TEACHER_VERTICAL_SPEED_MIN, make_controller
+
+    assert hover["teacher"] == "adaptive"
+    assert hover.get("teacher_vertical_speed_min", 0.0) == HOVER_TEACHER_VERTICAL_SPEED_MIN
+    assert make_controller("teacher")[0].vertical_speed_min == HOVER_TEACHER_VERTICAL_SPEED_MIN
     (tmp_path / "a.yaml").write_text("extends: b.yaml\nname: a\n")
     (tmp_path / "b.yaml").write_text("extends: a.yaml\nname: b\n")
     with pytest.raises(ValueError, match="loops"):
