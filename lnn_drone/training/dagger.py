@@ -449,8 +449,10 @@ class DaggerTrainer:
             if self.progress:
                 print(f"shipping the mean of the weights of iterations {first}-{self.cfg.iterations}", flush=True)
         elif self.cfg.select_best and self.best is not None:
-            self._load_weights(self.run_dir / "best.safetensors")
             selected = int(self.best["iteration"])
+            # the kept iterate, not best.safetensors: that copy may be newer than state.json in a resumed run
+            kept = self.run_dir / "iterations" / f"it{selected:02d}.safetensors"
+            self._load_weights(kept if kept.exists() else self.run_dir / "best.safetensors")
             if self.progress:
                 print(f"selected iteration {selected} (best check score {self.best['score']})", flush=True)
         return {"train_wall_s": elapsed_before + time.perf_counter() - t0, "selected_iteration": selected, **result}
