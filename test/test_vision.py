@@ -177,6 +177,48 @@ def test_expert_slows_for_motor_lag_only_when_asked():
         env.close()
 
 
+def test_expert_lead_matches_its_slowed_loop_when_asked():
+    """The teacher's lead on a moving target is v kv / kp; with ``lead_matches_loop`` it is the lag of
+    the slowed loop, v kv / (kp s), and on slow motors the teacher then trails a moving target less."""
+    from lnn_drone.training.vision import VisualExpert, make_visual_env, run_visual_episodes
+
+    class SlowMotors:
+        """The teacher on a vehicle with 60 ms motors (the recipe's slowest), logging the tail lag."""
+
+        def __init__(self, inner):
+            self.inner, self.name, self.along = inner, inner.name, []
+
+        def reset(self, envs):
+            for e in envs:
+                e.unwrapped.sim.set_motor_time_constants(0.06, 0.06)
+            self.inner.reset(envs)
+            self.along = []
+
+        def act(self, observations, envs):
+            b = envs[0].unwrapped
+            direction = b.target_velocity / np.linalg.norm(b.target_velocity)
+            self.along.append(float((b.sim.position - b.goal[:3]) @ direction))
+            return self.inner.act(observations, envs)
+
+    s = VisualEvalSettings(condition="moving_target", episodes=1, seed=0)
+    env = make_visual_env(s)
+    try:
+        lag = {}
+        for matches in (False, True):
+            c = SlowMotors(VisualExpert(lead_matches_loop=matches))
+            run_visual_episodes([env], c, s, [0])
+            speed = float(c.inner._inner._geo.speed[0])
+            lead = c.inner.lead([env.unwrapped])[0]
+            v = env.unwrapped.target_velocity
+            expected = v * VisualExpert.GAINS["kv"] / VisualExpert.GAINS["kp"] / (speed if matches else 1.0)
+            np.testing.assert_allclose(lead, expected, rtol=1e-12)
+            lag[matches] = -float(np.mean(c.along[-90:]))        # metres behind the moving standoff point
+        assert speed == pytest.approx(0.045 / 0.06)
+        assert lag[True] < lag[False] - 0.05, lag
+    finally:
+        env.close()
+
+
 # ---------------------------------------------------------------- CLI
 def test_cli_lists_conditions_nominal_first(capsys):
     assert cli_main(["eval", "--task", "visual_target", "--list-conditions"]) == 0

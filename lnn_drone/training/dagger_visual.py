@@ -39,6 +39,9 @@ class VisualTrainConfig(TrainConfig):
     # the teacher slows its loops down for slow motors or actuation latency (False: nominal gains on every
     # vehicle; the student cannot observe the lag and learns the average of the slowed gains)
     expert_slows_for_lag: bool = True
+    # the teacher leads a moving target by the lag of its slowed loop, v kv / (kp s), not the nominal
+    # v kv / kp (VisualExpert.lead_matches_loop); False is the shipped model's teacher
+    expert_lead_matches_loop: bool = False
     check_conditions: list = field(default_factory=lambda: ["nominal"])
     final_conditions: list = field(default_factory=lambda: ["nominal", "moving_target"])
 
@@ -70,7 +73,8 @@ class VisualDaggerTrainer(DaggerTrainer):
 
     def __init__(self, config: VisualTrainConfig, run_dir, progress: bool = True):
         super().__init__(config, run_dir, progress)
-        self.expert = VisualExpert(slows_for_lag=config.expert_slows_for_lag)
+        self.expert = VisualExpert(slows_for_lag=config.expert_slows_for_lag,
+                                   lead_matches_loop=config.expert_lead_matches_loop)
 
     def run(self, resume: bool = False) -> dict:
         if not self.cfg.dataset:

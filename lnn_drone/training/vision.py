@@ -153,15 +153,19 @@ class VisualExpert:
     name = "expert"
     GAINS = dict(kp=4.0, kv=3.5, max_tilt_deg=25.0, max_accel_m_s2=5.0, k_att=6.0)
 
-    def __init__(self, slows_for_lag: bool = True):
+    def __init__(self, slows_for_lag: bool = True, lead_matches_loop: bool = False):
         """``slows_for_lag``: scale the loop bandwidths down for slow motors or actuation latency
         (``ExpertAgent.loop_speed``), as the hover expert does; False flies the nominal gains on
         every vehicle (an experiment: it crashed in 19 of 96 training episodes with slow motors and
-        latency, config/experiments/visual_expert_nominal_gains.yaml)."""
+        latency, config/experiments/visual_expert_nominal_gains.yaml).
+        ``lead_matches_loop``: lead a moving target by v kv / (kp s), the lag of the slowed loop
+        (position gains kp s^2, velocity gains kv s), instead of the nominal loop's v kv / kp; with
+        s < 1 the nominal lead leaves a steady lag of v kv / kp (1 / s - 1)."""
         from .evaluation import ExpertAgent
 
         self._inner = ExpertAgent()
         self.slows_for_lag = slows_for_lag
+        self.lead_matches_loop = lead_matches_loop
 
     def reset(self, envs: list) -> None:
         from ..control.geometric import BatchGeometricController, GeometricGains
@@ -180,12 +184,19 @@ class VisualExpert:
         inner = self._inner
         bases = [e.unwrapped for e in envs]
         goal = np.array([b.goal for b in bases])
-        goal[:, :3] += np.array([b.target_velocity for b in bases]) * (self.GAINS["kv"] / self.GAINS["kp"])
+        goal[:, :3] += self.lead(bases)
         pos = np.array([b.sim.position for b in bases])
         quat = np.array([b.sim._quat for b in bases])
         vel = np.array([b.sim._vel for b in bases])
         thrust, rates = inner._geo(pos, quat, vel, goal, inner._dt)
         return np.column_stack([thrust, rates])
+
+    def lead(self, bases: list) -> np.ndarray:
+        """(B, 3) offset of the goal ahead of a moving target: the steady lag of the PD loop."""
+        lag_s = self.GAINS["kv"] / self.GAINS["kp"]
+        if self.lead_matches_loop:
+            lag_s = lag_s / np.asarray(self._inner._geo.speed, dtype=float)[:, None]
+        return np.array([b.target_velocity for b in bases]) * lag_s
 
     def act(self, observations: list[dict], envs: list) -> np.ndarray:
         ctbr = self.ctbr(envs)
