@@ -330,6 +330,10 @@ class DaggerTrainer:
                 w.writeheader()
             w.writerow(row)
 
+    def _iteration_file(self, iteration: int) -> Path:
+        """Where the weights an iteration ended with are kept."""
+        return self.run_dir / "iterations" / f"it{iteration:02d}.safetensors"
+
     def _trim_log(self, last_iteration: int) -> None:
         """Drop log rows of iterations after the saved one (logged, then stopped before its checkpoint)."""
         if not self.log_path.exists():
@@ -352,7 +356,7 @@ class DaggerTrainer:
         # every iteration's weights are kept (12 kB each), so another selection rule can be
         # applied to a finished run
         (self.run_dir / "iterations").mkdir(exist_ok=True)
-        shutil.copyfile(self.run_dir / "checkpoint.safetensors", self.run_dir / "iterations" / f"it{iteration:02d}.safetensors")
+        shutil.copyfile(self.run_dir / "checkpoint.safetensors", self._iteration_file(iteration))
         if self.best is None or score > self.best["score"]:
             shutil.copyfile(self.run_dir / "checkpoint.safetensors", self.run_dir / "best.safetensors")
             self.best = {"iteration": iteration, "score": score}
@@ -398,7 +402,7 @@ class DaggerTrainer:
                                  f"run saved {kept} at iteration {state['iteration']}; use a new --run-dir")
             self.dataset.truncate(kept)   # episodes of an iteration that was stopped while saving
         self._trim_log(int(state["iteration"]))
-        weights = self.run_dir / "iterations" / f"it{int(state['iteration']):02d}.safetensors"
+        weights = self._iteration_file(int(state["iteration"]))
         if not weights.exists():          # a run saved before every iteration was kept
             weights = self.run_dir / "checkpoint.safetensors"
         model = load_model(weights)
@@ -443,15 +447,14 @@ class DaggerTrainer:
         result: dict = {}
         if self.cfg.average_last > 0:
             first = max(0, self.cfg.iterations - self.cfg.average_last + 1)
-            self._average_weights([self.run_dir / "iterations" / f"it{i:02d}.safetensors"
-                                   for i in range(first, self.cfg.iterations + 1)])
+            self._average_weights([self._iteration_file(i) for i in range(first, self.cfg.iterations + 1)])
             result["averaged_iterations"] = [first, self.cfg.iterations]
             if self.progress:
                 print(f"shipping the mean of the weights of iterations {first}-{self.cfg.iterations}", flush=True)
         elif self.cfg.select_best and self.best is not None:
             selected = int(self.best["iteration"])
             # the kept iterate, not best.safetensors: that copy may be newer than state.json in a resumed run
-            kept = self.run_dir / "iterations" / f"it{selected:02d}.safetensors"
+            kept = self._iteration_file(selected)
             self._load_weights(kept if kept.exists() else self.run_dir / "best.safetensors")
             if self.progress:
                 print(f"selected iteration {selected} (best check score {self.best['score']})", flush=True)
