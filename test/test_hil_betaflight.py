@@ -44,6 +44,44 @@ def test_handshake_two_instances_side_by_side():
             assert (s.workdir / "eeprom.bin").exists()
 
 
+def test_held_vehicle_keeps_the_firmware_clock_on_real_time_when_answers_are_late():
+    """A starved host answers late. The held vehicle's packet stamps must follow the wall clock
+    (the SITL's clock rate is stamp delta / arrival delta), not count one physics step per
+    answer: that made a loaded machine's firmware crawl through its 5 s boot grace for minutes.
+    The firmware is frozen (SIGSTOP) for a second while held; the stamps keep pace with the wall
+    clock through it, and the firmware answers again once it runs."""
+    import os
+    import signal
+
+    from lnn_drone.fc.betaflight.sitl import DEFAULT_CLI
+    from lnn_drone.hil.rig import SitlVehicle
+
+    with BetaflightSitl() as s:
+        s.provision(list(DEFAULT_CLI))
+        v = SitlVehicle(s.ports.state, s.ports.motors, imu_noise=False)
+        try:
+            v.hold()
+            time.sleep(0.3)
+            fdm0, wall0 = v.fdm_t, time.monotonic()
+            os.kill(s.proc.pid, signal.SIGSTOP)
+            try:
+                time.sleep(1.0)
+            finally:
+                os.kill(s.proc.pid, signal.SIGCONT)
+            fdm1, wall1, missed = v.fdm_t, time.monotonic(), v.link.held_missed
+            assert missed >= 3  # the freeze was felt: the exchanges timed out
+            # step-counted stamps advanced ~2 ms per 0.1 s miss (about 2 % of the wall time)
+            assert fdm1 - fdm0 >= 0.5 * (wall1 - wall0), (fdm1 - fdm0, wall1 - wall0)
+            deadline = time.monotonic() + 30.0  # hang guard only
+            sent = v.link.held_sent
+            while v.link.held_sent < sent + 200 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            # it answers again once it runs (in time for at least a tenth of the next 200 packets)
+            assert v.link.held_missed - missed <= 180, (v.link.held_sent - sent, v.link.held_missed - missed)
+        finally:
+            v.close()
+
+
 @pytest.fixture(scope="module")
 def rig():
     r = BetaflightRig(RigConfig(imu_noise=False))

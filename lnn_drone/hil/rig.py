@@ -19,6 +19,8 @@ from ..sim.sitl_link import SitlPhysicsLink, fdm_packet, motor_thrust_command, r
 from ..state import DroneState
 
 EXCHANGE_TIMEOUT_S = 0.1  # hang guard per packet; a miss keeps the previous motor outputs
+HELD_EXCHANGE_TIMEOUT_S = 0.005  # while held: a late answer is picked up by the next exchange
+HELD_STAMP_STEP_MAX_S = 0.015  # under the SITL's 20 ms limit for updating its clock rate
 BOOT_GRACE_S = 5.5  # Betaflight refuses to arm for 5 s (firmware time) after boot
 
 
@@ -75,12 +77,22 @@ class SitlVehicle:
         stop = threading.Event()
 
         def run() -> None:
-            t0, n = time.monotonic(), 0
+            # The SITL sets its clock rate from each packet: (stamp delta) / (arrival delta), and
+            # only when the stamp delta is under 20 ms (else the old rate stays). Counting one
+            # physics step per answer made a starved host's firmware crawl (every late answer
+            # cost a 0.1 s wait for 2 ms of stamp: boot grace never ended, "arming refused:
+            # BOOT_GRACE_TIME" for a minute). So a held vehicle stamps packets with the wall
+            # clock, advancing at most HELD_STAMP_STEP_MAX_S a packet (the firmware then catches
+            # up over a few packets after a stall), and waits only briefly for each answer, so
+            # packets keep flowing at the physics rate however late the firmware is.
+            t0, fdm0 = time.monotonic(), self.fdm_t
+            next_send = t0
             while not stop.is_set():
-                self.outputs = self.link.exchange(rest_packet(self.fdm_t), EXCHANGE_TIMEOUT_S)
-                self.fdm_t += self.dt
-                n += 1
-                lag = t0 + n * self.dt - time.monotonic()  # real time: boot and failsafe timers run on it
+                wall_stamp = fdm0 + (time.monotonic() - t0)
+                self.fdm_t = min(self.fdm_t + HELD_STAMP_STEP_MAX_S, max(self.fdm_t + 1e-6, wall_stamp))
+                self.outputs = self.link.exchange(rest_packet(self.fdm_t), HELD_EXCHANGE_TIMEOUT_S, held=True)
+                next_send = max(next_send + self.dt, time.monotonic() - self.dt)  # no bursts after a stall
+                lag = next_send - time.monotonic()
                 if lag > 0:
                     time.sleep(lag)
 

@@ -98,7 +98,9 @@ class HilSimNode(Node):
         self.diag_pub.publish(diagnostic_array(self.get_clock().now().to_msg(), f"{self.get_fully_qualified_name()}: sitl link",
                                                "hil_sim", OK, "flying", {"episode": episode, "state_packets": link.sent,
                                                                           "motor_packets": link.received,
-                                                                          "missed": link.missed}))
+                                                                          "missed": link.missed,
+                                                                          "held_packets": link.held_sent,
+                                                                          "held_missed": link.held_missed}))
 
 
 def run(node: HilSimNode) -> int:
@@ -156,6 +158,7 @@ def run(node: HilSimNode) -> int:
                        "lockstep": False},
                       {"commands_matched": node.commands_seen, "state_packets": v.link.sent,
                        "motor_packets": v.link.received, "missed": v.link.missed,
+                       "held_packets": v.link.held_sent, "held_missed": v.link.held_missed,
                        "latency_us_p50": float(np.percentile(lat, 50)) if lat.size else None,
                        "latency_us_p99": float(np.percentile(lat, 99)) if lat.size else None},
                       summarize("ros-hil", node.settings, results).to_json_dict() if results else None,

@@ -82,9 +82,11 @@ class SitlPhysicsLink:
         self.state_addr = (host, state_port)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind((host, motor_port))
-        self.sent = 0
+        self.sent = 0  # lockstep (flight) exchanges; a held vehicle's are tallied apart
         self.received = 0
         self.missed = 0
+        self.held_sent = 0  # exchanges of a vehicle held at rest (short waits: misses are expected)
+        self.held_missed = 0
         self.last_outputs: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
         self.latency_s: deque[float] = deque(maxlen=200000)  # state sent -> motors back (wall clock)
 
@@ -101,21 +103,31 @@ class SitlPhysicsLink:
         except (BlockingIOError, InterruptedError):
             pass
 
-    def exchange(self, packet: bytes, timeout_s: float = 0.05) -> tuple[float, float, float, float]:
-        """Send ``packet``; return the firmware's answer (the previous outputs on a miss)."""
+    def exchange(self, packet: bytes, timeout_s: float = 0.05,
+                 held: bool = False) -> tuple[float, float, float, float]:
+        """Send ``packet``; return the firmware's answer (the previous outputs on a miss).
+        ``held``: a vehicle at rest, counted in ``held_sent``/``held_missed`` so that the
+        lockstep figures (``sent``, ``received``, ``missed``, ``latency_s``) describe flight."""
         self._drain()
         t0 = time.perf_counter()
         self.sock.sendto(packet, self.state_addr)
-        self.sent += 1
+        if held:
+            self.held_sent += 1
+        else:
+            self.sent += 1
         self.sock.settimeout(timeout_s)
         try:
             data = self.sock.recv(64)
         except socket.timeout:
-            self.missed += 1
+            if held:
+                self.held_missed += 1
+            else:
+                self.missed += 1
             return self.last_outputs
         if len(data) == MOTOR_SIZE:
-            self.latency_s.append(time.perf_counter() - t0)
-            self.received += 1
+            if not held:
+                self.latency_s.append(time.perf_counter() - t0)
+                self.received += 1
             self.last_outputs = parse_motor_packet(data)
         return self.last_outputs
 
