@@ -219,6 +219,51 @@ def test_expert_lead_matches_its_slowed_loop_when_asked():
         env.close()
 
 
+def test_expert_integral_action_removes_the_lag_it_would_have_without_the_target_velocity():
+    """A teacher blind to the target's velocity (no lead, as a student is) trails a moving target;
+    with integral action on its position error the lag goes. The integral winds up only near the
+    standoff point (not during the approach) and stays within its bound."""
+    from lnn_drone.training.vision import VisualExpert, make_visual_env, run_visual_episodes
+
+    class BlindToVelocity(VisualExpert):
+        def lead(self, bases):
+            return np.zeros((len(bases), 3))
+
+    class Logged:
+        def __init__(self, inner):
+            self.inner, self.name, self.along, self.integral = inner, inner.name, [], []
+
+        def reset(self, envs):
+            self.inner.reset(envs)
+            self.along, self.integral = [], []
+
+        def act(self, observations, envs):
+            b = envs[0].unwrapped
+            direction = b.target_velocity / np.linalg.norm(b.target_velocity)
+            self.along.append(float((b.sim.position - b.goal[:3]) @ direction))
+            out = self.inner.act(observations, envs)
+            self.integral.append(self.inner.integral[0].copy())
+            return out
+
+    s = VisualEvalSettings(condition="moving_target", episodes=1, seed=0)
+    env = make_visual_env(s)
+    try:
+        lag, integral = {}, {}
+        for gain in (0.0, 1.5):
+            c = Logged(BlindToVelocity(integral_gain=gain))
+            run_visual_episodes([env], c, s, [0])
+            lag[gain] = -float(np.mean(c.along[-90:]))       # metres behind the moving standoff point
+            integral[gain] = np.array(c.integral)
+        assert lag[0.0] > 0.4 and lag[1.5] < 0.2, lag
+        assert not integral[0.0].any()
+        assert not integral[1.5][0].any()                     # 2-6 m away at the start: outside the gate
+        assert np.abs(integral[1.5]).max() <= 0.6 and np.abs(integral[1.5][-1]).max() > 0.05
+    finally:
+        env.close()
+    with pytest.raises(ValueError, match="integral_gain"):
+        VisualExpert(integral_gain=-1.0)
+
+
 # ---------------------------------------------------------------- CLI
 def test_cli_lists_conditions_nominal_first(capsys):
     assert cli_main(["eval", "--task", "visual_target", "--list-conditions"]) == 0
@@ -371,6 +416,22 @@ def test_walls_curriculum_starts_at_its_iteration(tmp_path):
         trainer.close()
     with pytest.raises(ValueError, match="walls_from_iteration"):
         VisualTrainConfig(inputs=["image", "imu_accel"], iterations=3, walls_from_iteration=4).check()
+
+
+def test_recipe_passes_the_teacher_integral_action_to_its_teacher(tmp_path):
+    from lnn_drone.training.dagger_visual import VisualDaggerTrainer, VisualTrainConfig
+
+    cfg = VisualTrainConfig(inputs=["image", "imu_accel", "gravity_body"], iterations=1, rollout_batch=1,
+                            expert_integral_gain=1.5, expert_integral_limit_m=0.4, expert_integral_gate_m=0.7)
+    trainer = VisualDaggerTrainer(cfg, tmp_path / "run", progress=False)
+    try:
+        e = trainer.expert
+        assert (e.integral_gain, e.integral_limit_m, e.integral_gate_m) == (1.5, 0.4, 0.7)
+    finally:
+        trainer.close()
+    assert VisualTrainConfig().expert_integral_gain == 0.0   # the shipped teacher: off
+    with pytest.raises(ValueError, match="expert_integral"):
+        VisualTrainConfig(inputs=["image", "imu_accel"], expert_integral_gate_m=0.0).check()
 
 
 def test_policy_node_logic_takes_the_attitude_from_the_imu_tick():

@@ -42,6 +42,11 @@ class VisualTrainConfig(TrainConfig):
     # the teacher leads a moving target by the lag of its slowed loop, v kv / (kp s), not the nominal
     # v kv / kp (VisualExpert.lead_matches_loop); False is the shipped model's teacher
     expert_lead_matches_loop: bool = False
+    # the teacher's integral action on the position error (VisualExpert.integral_gain, 1/s; 0 = off), within
+    # expert_integral_gate_m of the standoff point, bounded to expert_integral_limit_m
+    expert_integral_gain: float = 0.0
+    expert_integral_limit_m: float = 0.6
+    expert_integral_gate_m: float = 0.8
     check_conditions: list = field(default_factory=lambda: ["nominal"])
     final_conditions: list = field(default_factory=lambda: ["nominal", "moving_target"])
 
@@ -58,6 +63,8 @@ class VisualTrainConfig(TrainConfig):
             raise ValueError(f"walls_fraction must be in [0, 1], got {self.walls_fraction}")
         if not 0 <= self.walls_from_iteration <= self.iterations:
             raise ValueError(f"walls_from_iteration must be in [0, iterations = {self.iterations}], got {self.walls_from_iteration}")
+        if self.expert_integral_gain < 0 or self.expert_integral_limit_m <= 0 or self.expert_integral_gate_m <= 0:
+            raise ValueError("expert_integral_gain must be >= 0 and expert_integral_limit_m, expert_integral_gate_m > 0")
         if not 0.0 <= self.moving_fraction <= 1.0:
             raise ValueError(f"moving_fraction must be in [0, 1], got {self.moving_fraction}")
 
@@ -74,7 +81,10 @@ class VisualDaggerTrainer(DaggerTrainer):
     def __init__(self, config: VisualTrainConfig, run_dir, progress: bool = True):
         super().__init__(config, run_dir, progress)
         self.expert = VisualExpert(slows_for_lag=config.expert_slows_for_lag,
-                                   lead_matches_loop=config.expert_lead_matches_loop)
+                                   lead_matches_loop=config.expert_lead_matches_loop,
+                                   integral_gain=config.expert_integral_gain,
+                                   integral_limit_m=config.expert_integral_limit_m,
+                                   integral_gate_m=config.expert_integral_gate_m)
 
     def run(self, resume: bool = False) -> dict:
         if not self.cfg.dataset:

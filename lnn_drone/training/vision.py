@@ -153,19 +153,32 @@ class VisualExpert:
     name = "expert"
     GAINS = dict(kp=4.0, kv=3.5, max_tilt_deg=25.0, max_accel_m_s2=5.0, k_att=6.0)
 
-    def __init__(self, slows_for_lag: bool = True, lead_matches_loop: bool = False):
+    def __init__(self, slows_for_lag: bool = True, lead_matches_loop: bool = False, integral_gain: float = 0.0,
+                 integral_limit_m: float = 0.6, integral_gate_m: float = 0.8):
         """``slows_for_lag``: scale the loop bandwidths down for slow motors or actuation latency
         (``ExpertAgent.loop_speed``), as the hover expert does; False flies the nominal gains on
         every vehicle (an experiment: it crashed in 19 of 96 training episodes with slow motors and
         latency, config/experiments/visual_expert_nominal_gains.yaml).
         ``lead_matches_loop``: lead a moving target by v kv / (kp s), the lag of the slowed loop
         (position gains kp s^2, velocity gains kv s), instead of the nominal loop's v kv / kp; with
-        s < 1 the nominal lead leaves a steady lag of v kv / kp (1 / s - 1)."""
+        s < 1 the nominal lead leaves a steady lag of v kv / kp (1 / s - 1).
+        ``integral_gain`` (1/s, 0 = off): integral action on the position error, counted only while
+        the drone is within ``integral_gate_m`` of the standoff point (so the approach from 2-6 m
+        does not wind it up) and bounded to ``integral_limit_m``; the goal moves by gain x integral.
+        Why: the lead needs the target's velocity, which a student sees only through the slow
+        looming of a few-pixel sphere; an integral of the error it sees is a function of its own
+        observation history, so under DAgger the labels along a lagging student's flight keep
+        pushing until the lag is gone (the teacher's integral grows with the student's error)."""
+        if integral_gain < 0 or integral_limit_m <= 0 or integral_gate_m <= 0:
+            raise ValueError(f"integral_gain must be >= 0 and integral_limit_m, integral_gate_m > 0, got "
+                             f"{integral_gain}, {integral_limit_m}, {integral_gate_m}")
         from .evaluation import ExpertAgent
 
         self._inner = ExpertAgent()
         self.slows_for_lag = slows_for_lag
         self.lead_matches_loop = lead_matches_loop
+        self.integral_gain, self.integral_limit_m, self.integral_gate_m = integral_gain, integral_limit_m, integral_gate_m
+        self.integral = np.zeros((0, 3))
 
     def reset(self, envs: list) -> None:
         from ..control.geometric import BatchGeometricController, GeometricGains
@@ -177,6 +190,7 @@ class VisualExpert:
         speed = inner._geo.speed if self.slows_for_lag else 1.0
         inner._geo = BatchGeometricController.for_vehicles([b.variation.vehicle for b in bases],
                                                            GeometricGains(**self.GAINS), speed=speed)
+        self.integral = np.zeros((len(envs), 3))
 
     def ctbr(self, envs: list) -> np.ndarray:
         """CTBR toward the standoff point, led by target velocity x kv/kp: the steady lag of a
@@ -184,12 +198,21 @@ class VisualExpert:
         inner = self._inner
         bases = [e.unwrapped for e in envs]
         goal = np.array([b.goal for b in bases])
-        goal[:, :3] += self.lead(bases)
         pos = np.array([b.sim.position for b in bases])
+        if self.integral_gain > 0:
+            goal[:, :3] += self.integral_gain * self._integrate(goal[:, :3] - pos, inner._dt)
+        goal[:, :3] += self.lead(bases)
         quat = np.array([b.sim._quat for b in bases])
         vel = np.array([b.sim._vel for b in bases])
         thrust, rates = inner._geo(pos, quat, vel, goal, inner._dt)
         return np.column_stack([thrust, rates])
+
+    def _integrate(self, error: np.ndarray, dt: float) -> np.ndarray:
+        """(B, 3) the gated, bounded integral of the position error, advanced by one control step."""
+        near = np.linalg.norm(error, axis=1, keepdims=True) < self.integral_gate_m
+        self.integral = np.clip(self.integral + np.where(near, error, 0.0) * dt,
+                                -self.integral_limit_m, self.integral_limit_m)
+        return self.integral
 
     def lead(self, bases: list) -> np.ndarray:
         """(B, 3) offset of the goal ahead of a moving target: the steady lag of the PD loop."""
