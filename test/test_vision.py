@@ -399,6 +399,46 @@ def test_dagger_trains_a_camera_policy_without_odometry(tmp_path):
     assert policy.required_observations == {"imu", "image", "attitude"}
 
 
+def test_saturation_penalty_revives_a_camera_encoder_stuck_at_plus_minus_one(tmp_path):
+    """The failure of two seeds in three: every camera feature's tanh saturated, so no gradient
+    reaches the encoder and imitation alone never brings it back. The penalty on pre-activations
+    beyond +-2 does; within +-2 it is exactly zero."""
+    from dataclasses import replace
+
+    import torch
+
+    from lnn_drone.training.dagger import IMAGE_SATURATION_BOUND, saturation_penalty
+    from lnn_drone.training.dagger_visual import VisualDaggerTrainer, VisualTrainConfig
+
+    assert float(saturation_penalty(torch.tensor([-IMAGE_SATURATION_BOUND, 0.5, IMAGE_SATURATION_BOUND]))) == 0.0
+    assert float(saturation_penalty(torch.tensor([3.0, -4.0]))) == pytest.approx((1.0 + 4.0) / 2)
+    cfg = VisualTrainConfig(inputs=["image", "imu_accel", "gravity_body"], action_mode="ctbr", control_hz=30.0, lr=0.005,
+                            episode_s=1.0, batch_size=2, window_steps=8, burn_in_steps=4, rollout_batch=2,
+                            network={"vector_encoder_units": 8, "image_features": 8, "image_normalization": "per_frame"})
+    trainer = VisualDaggerTrainer(cfg, tmp_path / "run", progress=False)
+    try:
+        trainer.collect(0, 2, 0.0)              # two expert episodes
+        trainer.build_network()
+        rng = np.random.default_rng(0)
+        frames = torch.from_numpy(trainer.dataset.chunks(2, 8, 4, rng)[0]["image"].reshape(-1, 48, 64, 3))
+        start = {k: v.clone() for k, v in trainer.net.state_dict().items()}
+        saturated = {}
+        for weight in (0.0, 1.0):
+            trainer.net.load_state_dict(start)
+            with torch.no_grad():
+                trainer.net.image_encoder.fc.bias.fill_(6.0)      # every feature at tanh(6) = 0.99999
+            trainer.optimizer = torch.optim.Adam(trainer.net.parameters())   # fresh moments; lr from the recipe
+            trainer.cfg = replace(cfg, image_saturation_penalty=weight)
+            trainer.train(1, 30)
+            with torch.no_grad():
+                saturated[weight] = float((trainer.net.image_encoder(frames).abs() > 0.999).float().mean())
+        assert saturated[0.0] == 1.0 and saturated[1.0] < 0.25, saturated     # share of features at +-1
+    finally:
+        trainer.close()
+    with pytest.raises(ValueError, match="image_saturation_penalty"):
+        VisualTrainConfig(inputs=["image", "imu_accel"], image_saturation_penalty=-1.0).check()
+
+
 def test_walls_curriculum_starts_at_its_iteration(tmp_path):
     """``walls_from_iteration``: no walls variable in the scenes before it (so those iterations
     are the walls-free recipe's), ``walls_fraction`` from it on."""

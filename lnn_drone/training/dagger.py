@@ -93,6 +93,12 @@ class TrainConfig:
     # goal, tumbling, about to crash) whose labels are bang-bang and barely learnable; squared, they
     # dominate the loss and the small network spends itself on them instead of on precision near hover
     loss_huber_delta: float = 0.0
+    # > 0: weight of a penalty on the camera encoder's feature pre-activations beyond
+    # +-IMAGE_SATURATION_BOUND (mean of the squared excess). Why: Adam moves every weight by ~lr per
+    # step even where the gradient is faint noise, as it is on the image path at initialisation; in
+    # two runs of three the fc before the features' tanh drifted until every feature sat at +-1 for
+    # every frame, its gradient vanished and the student flew blind (BC loss 0.19-0.20 against 0.04-0.08)
+    image_saturation_penalty: float = 0.0
     lr: float = 3e-3
     lr_final: float = 5e-4
     beta0: float = 0.3                 # fraction of expert-flown episodes at iteration 1, halved after
@@ -119,10 +125,23 @@ class TrainConfig:
     threads: int = 2
 
     def check(self) -> None:
+        if not (math.isfinite(self.image_saturation_penalty) and self.image_saturation_penalty >= 0):
+            raise ValueError(f"image_saturation_penalty must be >= 0, got {self.image_saturation_penalty}")
         if not (math.isfinite(self.loss_huber_delta) and self.loss_huber_delta >= 0):
             raise ValueError(f"loss_huber_delta must be >= 0 (0: the squared error), got {self.loss_huber_delta}")
         if not 0 <= self.average_last <= self.iterations + 1:
             raise ValueError(f"average_last must be in [0, iterations + 1 = {self.iterations + 1}], got {self.average_last}")
+
+
+IMAGE_SATURATION_BOUND = 2.0   # |pre-activation| of a camera feature below which tanh still passes gradient (0.07 at 2)
+
+
+def saturation_penalty(preactivation):
+    """Mean over features and frames of the squared excess of ``|preactivation|`` over
+    :data:`IMAGE_SATURATION_BOUND` (zero while every feature stays in tanh's working range)."""
+    import torch
+
+    return torch.relu(preactivation.abs() - IMAGE_SATURATION_BOUND).square().mean()
 
 
 def imitation_loss(pred, labels, mask, mix, weights, huber_delta: float = 0.0):
@@ -258,25 +277,42 @@ class DaggerTrainer:
         bar = self._bar(updates, f"train it{iteration}")
         losses = []
         mix, w = self._loss_space()
-        for _ in range(updates):
-            inputs, labels, mask = self.dataset.chunks(cfg.batch_size, cfg.window_steps, cfg.burn_in_steps, rng)
-            x = {n: torch.from_numpy(v) for n, v in inputs.items()}
-            y = torch.from_numpy(labels)
-            m = torch.from_numpy(mask)
-            pred, _ = self.net(x, torch.full(m.shape, dt))
-            loss = imitation_loss(pred, y, m, mix, w, cfg.loss_huber_delta)
-            self.optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.net.parameters(), 1.0)
-            self.optimizer.step()
-            losses.append(float(loss.detach()))
-            if bar:
-                bar.update(1)
-                if len(losses) % 20 == 0:
-                    bar.set_postfix(loss=f"{np.mean(losses[-20:]):.2e}")
+        captured: list = []
+        hook = self._capture_image_preactivation(captured)
+        try:
+            for _ in range(updates):
+                inputs, labels, mask = self.dataset.chunks(cfg.batch_size, cfg.window_steps, cfg.burn_in_steps, rng)
+                x = {n: torch.from_numpy(v) for n, v in inputs.items()}
+                y = torch.from_numpy(labels)
+                m = torch.from_numpy(mask)
+                captured.clear()
+                pred, _ = self.net(x, torch.full(m.shape, dt))
+                loss = imitation_loss(pred, y, m, mix, w, cfg.loss_huber_delta)
+                losses.append(float(loss.detach()))   # the imitation loss alone: comparable across recipes
+                if captured:
+                    loss = loss + cfg.image_saturation_penalty * saturation_penalty(captured[0])
+                self.optimizer.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(self.net.parameters(), 1.0)
+                self.optimizer.step()
+                if bar:
+                    bar.update(1)
+                    if len(losses) % 20 == 0:
+                        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.2e}")
+        finally:
+            if hook is not None:
+                hook.remove()
         if bar:
             bar.close()
         return float(np.mean(losses[-max(1, updates // 10):]))
+
+    def _capture_image_preactivation(self, captured: list):
+        """With ``image_saturation_penalty`` > 0 and a camera encoder: a forward hook that puts the
+        pre-activations of its features (the output of its last linear layer) into ``captured``."""
+        encoder = getattr(self.net, "image_encoder", None)
+        if self.cfg.image_saturation_penalty <= 0 or encoder is None:
+            return None
+        return encoder.fc.register_forward_hook(lambda _module, _inputs, out: captured.append(out))
 
     def _loss_space(self):
         """(4x4 map from per-motor errors to mixer coordinates, weights)."""
