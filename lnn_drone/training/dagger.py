@@ -97,7 +97,7 @@ class TrainConfig:
     # +-IMAGE_SATURATION_BOUND (mean of the squared excess). Why: Adam moves every weight by ~lr per
     # step even where the gradient is faint noise, as it is on the image path at initialisation; in
     # two runs of three the fc before the features' tanh drifted until every feature sat at +-1 for
-    # every frame, its gradient vanished and the student flew blind (BC loss 0.19-0.20 against 0.04-0.08)
+    # every frame, its gradient vanished and the student flew blind (BC loss 0.18-0.20 against 0.04-0.09)
     image_saturation_penalty: float = 0.0
     lr: float = 3e-3
     lr_final: float = 5e-4

@@ -194,7 +194,9 @@ class VisualExpert:
 
     def ctbr(self, envs: list) -> np.ndarray:
         """CTBR toward the standoff point, led by target velocity x kv/kp: the steady lag of a
-        PD loop behind a point moving at constant speed, removed (the expert knows the speed)."""
+        PD loop behind a point moving at constant speed, removed (the expert knows the speed).
+        With ``integral_gain`` > 0 each call advances the integral by one control step, so call
+        it once per step (``act`` does)."""
         inner = self._inner
         bases = [e.unwrapped for e in envs]
         goal = np.array([b.goal for b in bases])
