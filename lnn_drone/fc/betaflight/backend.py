@@ -32,6 +32,10 @@ RX_FAILSAFE_FLAG = 1 << 2
 NOT_DISARMED_FLAG = 1 << 3
 RC_LOW, RC_HIGH = 1000, 2000
 GYRO_LSB_PER_DPS = 16.4
+# First contact: a flight controller that is still booting (or a SITL on a starved host) answers
+# MSP only after a while; the bridge keeps asking for this long before it gives up. 1.5 s
+# (3 tries of 0.5 s) failed a fresh-clone CI run on this 2-core machine
+CONNECT_TIMEOUT_S = 15.0
 
 
 def decode_arming_flags(flags: int) -> list[str]:
@@ -115,7 +119,7 @@ class BetaflightFlightController(FlightController):
     def open(self) -> None:
         self.client = msp.MspClient(msp.open_transport(self.device), version=self.msp_version)
         c = self.client
-        api = c.request(msp.MSP_API_VERSION)
+        api = self._first_contact(c)
         variant = c.request(msp.MSP_FC_VARIANT)[:4].decode(errors="replace")
         if variant != "BTFL":
             raise FcError(f"{self.device}: flight controller variant is {variant!r}, not Betaflight (BTFL)")
@@ -126,6 +130,21 @@ class BetaflightFlightController(FlightController):
         if self.acc_1g is None:
             self.acc_1g = 256.0 if self.info["board"] == "SITL" else 2048.0  # virtual accelerometer: 256 per g
         self.configure()
+
+    @staticmethod
+    def _first_contact(client: "msp.MspClient") -> bytes:
+        """MSP_API_VERSION, asked again until the FC answers or CONNECT_TIMEOUT_S has passed."""
+        deadline = time.monotonic() + CONNECT_TIMEOUT_S
+        while True:
+            timeouts = client.timeouts
+            try:
+                return client.request(msp.MSP_API_VERSION)
+            except msp.MspError as exc:
+                if client.timeouts == timeouts:  # rejected, not unanswered: asking again will not help
+                    raise
+                if time.monotonic() >= deadline:
+                    raise msp.MspError(f"no answer to MSP_API_VERSION within {CONNECT_TIMEOUT_S:.0f} s: "
+                                       f"{exc}") from exc
 
     def configure(self) -> None:
         """ARM (+ AIRMODE) on the AUX switch; rates; read back what the mapping needs."""
