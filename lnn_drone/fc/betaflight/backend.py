@@ -119,7 +119,8 @@ class BetaflightFlightController(FlightController):
     def open(self) -> None:
         self.client = msp.MspClient(msp.open_transport(self.device), version=self.msp_version)
         c = self.client
-        api = self._first_contact(c)
+        # the client's own retries, as many as fit in CONNECT_TIMEOUT_S (a rejection still raises at once)
+        api = c.request(msp.MSP_API_VERSION, retries=max(c.retries, math.ceil(CONNECT_TIMEOUT_S / c.timeout_s) - 1))
         variant = c.request(msp.MSP_FC_VARIANT)[:4].decode(errors="replace")
         if variant != "BTFL":
             raise FcError(f"{self.device}: flight controller variant is {variant!r}, not Betaflight (BTFL)")
@@ -130,21 +131,6 @@ class BetaflightFlightController(FlightController):
         if self.acc_1g is None:
             self.acc_1g = 256.0 if self.info["board"] == "SITL" else 2048.0  # virtual accelerometer: 256 per g
         self.configure()
-
-    @staticmethod
-    def _first_contact(client: "msp.MspClient") -> bytes:
-        """MSP_API_VERSION, asked again until the FC answers or CONNECT_TIMEOUT_S has passed."""
-        deadline = time.monotonic() + CONNECT_TIMEOUT_S
-        while True:
-            timeouts = client.timeouts
-            try:
-                return client.request(msp.MSP_API_VERSION)
-            except msp.MspError as exc:
-                if client.timeouts == timeouts:  # rejected, not unanswered: asking again will not help
-                    raise
-                if time.monotonic() >= deadline:
-                    raise msp.MspError(f"no answer to MSP_API_VERSION within {CONNECT_TIMEOUT_S:.0f} s: "
-                                       f"{exc}") from exc
 
     def configure(self) -> None:
         """ARM (+ AIRMODE) on the AUX switch; rates; read back what the mapping needs."""
