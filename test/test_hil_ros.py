@@ -33,6 +33,29 @@ def test_fly_hil_betaflight(tmp_path):
     results = json.loads((tmp_path / "r" / "results.json").read_text())
     assert results["config"]["hil"] == "betaflight_sitl"
     assert (tmp_path / "r" / "sitl" / "eeprom.bin").exists()  # the firmware's own working directory
+    assert out["sitl_attempts"] in (1, 2)  # 2: the first SITL never armed (a known SITL defect, README)
+
+
+def test_fly_hil_tries_a_fresh_sitl_once_when_the_firmware_never_arms_then_fails_clearly(tmp_path):
+    """An arm timeout shorter than Betaflight's 5 s boot grace: no attempt can arm. The flight
+    is tried with a second, fresh SITL, then fails with the firmware's refusal in the log."""
+    import shutil
+
+    from lnn_drone.ros.launcher import config_dir
+
+    cfg = tmp_path / "cfg"
+    shutil.copytree(config_dir(), cfg)
+    f = cfg / "hil_sim_node.yaml"
+    f.write_text(f.read_text().replace("arm_timeout_s: 60.0", "arm_timeout_s: 1.0"))
+    p = subprocess.run([sys.executable, "-m", "lnn_drone.cli", "fly", "--launch", "hil_betaflight", "--json",
+                        "--duration", "8", "--out", str(tmp_path / "r"), "--config-dir", str(cfg)],
+                       capture_output=True, text=True, timeout=600)  # hang guard only
+    assert p.returncode == 1, p.stderr[-3000:]
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    assert out["sitl_attempts"] == 2 and out["exit_codes"]["hil_sim"] == 3, out
+    assert "attempt 1: the firmware did not arm; trying a fresh SITL" in p.stderr
+    assert "did not arm within 1.0 s" in p.stderr
+    assert (tmp_path / "r" / "sitl-2" / "eeprom.bin").exists() and (tmp_path / "r" / "logs-2").is_dir()
 
 
 FAILSAFE_MARGIN_S = 0.5  # RX-loss detection, the bridge's command timeout and a few RC periods
