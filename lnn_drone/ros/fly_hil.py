@@ -51,7 +51,6 @@ def fly_hil(args) -> int:
     results_file = out / "results.json"
     results_file.unlink(missing_ok=True)  # a reused --out must not report the previous flight
 
-    attempts = []
     for attempt in range(1, SITL_ATTEMPTS + 1):
         suffix = "" if attempt == 1 else f"-{attempt}"
         run = _fly_graph(args, model, control_hz, files, out / f"sitl{suffix}", out / f"logs{suffix}", results_file,
@@ -59,7 +58,6 @@ def fly_hil(args) -> int:
         if isinstance(run, int):
             return run
         graph, codes, interrupted = run
-        attempts.append(codes)
         if interrupted or results_file.exists() or codes.get("hil_sim") != NOT_ARMED_EXIT or attempt == SITL_ATTEMPTS:
             break
         # a known defect of the SITL under load (README, Hardware-in-the-loop): its clock can
@@ -75,7 +73,7 @@ def fly_hil(args) -> int:
         # the policy's commands go to the FC, not to hil_sim, whose count is only a lower bound
         metrics["control_rate_hz"] = recorded_rate
     metrics.update({"report": str(report), "recording": str(mcap_path), "exit_codes": codes, "hil": "betaflight_sitl",
-                    "fc_version": "4.6.0", "sitl_link": (results or {}).get("link"), "sitl_attempts": len(attempts)})
+                    "fc_version": "4.6.0", "sitl_link": (results or {}).get("link"), "sitl_attempts": attempt})
     ok = not interrupted and all(c in (0, -2) for c in codes.values()) and results is not None
     if not ok:
         for name in codes:
