@@ -36,9 +36,10 @@ def test_fly_hil_betaflight(tmp_path):
     assert out["sitl_attempts"] in (1, 2)  # 2: the first SITL never armed (a known SITL defect, README)
 
 
-def test_fly_hil_tries_a_fresh_sitl_once_when_the_firmware_never_arms_then_fails_clearly(tmp_path):
-    """An arm timeout shorter than Betaflight's 5 s boot grace: no attempt can arm. The flight
-    is tried with a second, fresh SITL, then fails with the firmware's refusal in the log."""
+def test_fly_hil_tries_a_fresh_sitl_once_when_the_firmware_never_arms_then_fails_saying_why(tmp_path):
+    """The bridge is told not to arm (auto_arm false), so no attempt can. The flight is tried
+    with a second, fresh SITL, then fails, saying why. (An arm timeout under the 5 s boot grace
+    alone was not enough: the firmware boots while the nodes start and sometimes armed in 1 s.)"""
     import shutil
 
     from lnn_drone.ros.launcher import config_dir
@@ -47,6 +48,9 @@ def test_fly_hil_tries_a_fresh_sitl_once_when_the_firmware_never_arms_then_fails
     shutil.copytree(config_dir(), cfg)
     f = cfg / "hil_sim_node.yaml"
     f.write_text(f.read_text().replace("arm_timeout_s: 60.0", "arm_timeout_s: 1.0"))
+    b = cfg / "hil_betaflight.yaml"
+    b.write_text(b.read_text().replace("auto_arm: true", "auto_arm: false"))
+    assert "arm_timeout_s: 1.0" in f.read_text() and "auto_arm: false" in b.read_text()
     p = subprocess.run([sys.executable, "-m", "lnn_drone.cli", "fly", "--launch", "hil_betaflight", "--json",
                         "--duration", "8", "--out", str(tmp_path / "r"), "--config-dir", str(cfg)],
                        capture_output=True, text=True, timeout=600)  # hang guard only
