@@ -18,11 +18,11 @@ DEFAULT_MODEL = "hover_ctbr.safetensors"
 # odom and the FC's IMU cross DDS between four processes and the firmware on a loaded host;
 # a few periods of jitter must not trip the policy's failsafe
 HIL_INPUT_TIMEOUT_PERIODS = 15.0
-NOT_ARMED_EXIT = 3  # hil_sim_node's exit status when the firmware never armed
 SITL_ATTEMPTS = 2
 
 
 def fly_hil(args) -> int:
+    from .hil_sim_node import NOT_ARMED_EXIT
     from .launcher import config_dir
 
     if args.duration <= 5.0:

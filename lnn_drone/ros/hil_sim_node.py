@@ -30,6 +30,7 @@ from .node_main import stopped_by_shutdown
 from .sim_node import CLOCK_QOS, write_results
 
 ARMED_OUTPUT = 0.01  # any motor output above this: the firmware is armed (idle is ~0.055)
+NOT_ARMED_EXIT = 3  # exit status when the firmware never armed (fly --launch hil_betaflight retries on it)
 CLOCK_LEAD_PERIODS = 3.0
 
 
@@ -120,7 +121,7 @@ def run(node: HilSimNode) -> int:
         executor.spin_once(timeout_sec=0.02)
         if time.monotonic() > deadline or not rclpy.ok():
             log.error(f"the firmware did not arm within {c.arm_timeout_s} s")
-            return 3
+            return NOT_ARMED_EXIT
     log.info("motors spinning: the firmware is armed, releasing the vehicle")
     per = steps_per_control(node.settings)
     last_diag = [time.monotonic()]
