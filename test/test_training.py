@@ -280,6 +280,28 @@ def test_baseline_recipes_are_the_hover_recipe_with_another_core(tmp_path):
         read_recipe(tmp_path / "a.yaml")
 
 
+@pytest.mark.parametrize("model, recipe", [
+    ("models/visual_target.safetensors", "config/train_visual_target.yaml"),
+    ("models/baselines/visual_target_gru.safetensors", "config/train_visual_target_gru.yaml"),
+    ("models/baselines/visual_target_mlp.safetensors", "config/train_visual_target_mlp.yaml"),
+])
+def test_shipped_visual_models_were_trained_by_the_recipe_that_names_them(model, recipe):
+    """The README says each shipped visual model comes from its recipe: the training settings kept
+    in the model file must equal the recipe's, all but the run's name (the shipped model was
+    trained as an experiment that became the recipe)."""
+    import argparse
+    import dataclasses
+
+    from lnn_drone.commands.train_cmd import load_train_config
+    from lnn_drone.policy.model_file import load_model
+
+    args = argparse.Namespace(config=str(ROOT / recipe), core=None, seed=None, iterations=None, final_episodes=None, name=None)
+    wanted = json.loads(json.dumps(dataclasses.asdict(load_train_config(args))))
+    trained = load_model(ROOT / model).provenance["config"]
+    differs = {k for k in set(wanted) | set(trained) if k != "name" and wanted.get(k) != trained.get(k)}
+    assert not differs, {k: (wanted.get(k), trained.get(k)) for k in differs}
+
+
 @pytest.mark.parametrize("recipe", sorted(p.relative_to(ROOT).as_posix() for p in
                                     [*(ROOT / "config").glob("train_*.yaml"), *(ROOT / "config" / "experiments").glob("*.yaml")]))
 def test_every_shipped_recipe_is_a_valid_training_config(recipe):

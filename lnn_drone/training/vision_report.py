@@ -2,10 +2,13 @@
 frames, neuron traces of the liquid core (``lnn-drone report --task visual_target``).
 
 Results are kept in ``results.json`` per (controller, condition) so a long evaluation can be
-extended (more controllers, more conditions) without re-running what is there.
+extended (more controllers, more conditions) without re-running what is there. A cell is reused
+only for the same episodes, seed and model file content (its SHA-256), so a model retrained
+under the same path is evaluated afresh instead of inheriting its predecessor's numbers.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -30,20 +33,32 @@ def _controller(source: str):
     return agent, setup_for_model(agent.model)
 
 
+def controller_digest(source: str) -> str:
+    """What a cached cell was measured on: the model file's SHA-256, or the expert's name."""
+    if source == "expert":
+        return "expert"
+    return hashlib.sha256(Path(source).read_bytes()).hexdigest()
+
+
 def evaluate_matrix(sources: list[str], conditions: list[str], episodes: int, seed: int = 0,
                     results_path: Path | None = None, progress: bool = False) -> dict:
-    """{source: {condition: summary}}, reusing cells already in ``results_path`` (same N, seed)."""
+    """{source: {condition: summary}}, reusing cells already in ``results_path`` (same N, seed,
+    model content)."""
     results: dict = {}
     if results_path is not None and results_path.exists():
         results = json.loads(results_path.read_text()).get("cells", {})
     for source in sources:
+        digest = controller_digest(source)
         for cond in conditions:
             old = results.get(source, {}).get(cond)
-            if old and old["episodes"] == episodes and old["settings"]["seed"] == seed:
+            if (old and old["episodes"] == episodes and old["settings"]["seed"] == seed
+                    and old.get("controller_sha256") == digest):
                 continue
             controller, setup = _controller(source)
             s = VisualEvalSettings(condition=cond, episodes=episodes, seed=seed, setup=setup)
-            results.setdefault(source, {})[cond] = evaluate_visual(controller, s, progress=progress).to_json_dict()
+            cell = evaluate_visual(controller, s, progress=progress).to_json_dict()
+            cell["controller_sha256"] = digest
+            results.setdefault(source, {})[cond] = cell
             if results_path is not None:
                 _save(results_path, results)
     return results
