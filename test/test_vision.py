@@ -286,6 +286,29 @@ def test_cli_refuses_an_unknown_condition(capsys):
     assert "unknown condition" in capsys.readouterr().err
 
 
+def test_report_keeps_its_notes_and_reevaluates_a_cell_whose_controller_changed(tmp_path, capsys):
+    """The report is regenerated from the cached cells; a cell stands only for the controller it
+    measured (its SHA-256), and the Notes a user keeps in a file survive the rerun."""
+    from lnn_drone.training.vision_report import controller_digest
+
+    out = tmp_path / "report"
+    out.mkdir()
+    stale = {"episodes": 1, "settings": {"seed": 0}, "success_rate": -1.0, "controller_sha256": "another controller"}
+    (out / "results.json").write_text(json.dumps({"cells": {"expert": {"nominal": stale}}}))
+    notes = tmp_path / "notes.md"
+    notes.write_text("- the expert is privileged\n")
+    args = ["report", "--task", "visual_target", "expert", "--episodes", "1", "--conditions", "nominal",
+            "--out", str(out), "--notes", str(notes), "--no-progress"]
+    assert cli_main(args) == 0
+    cell = json.loads((out / "results.json").read_text())["cells"]["expert"]["nominal"]
+    assert cell["controller_sha256"] == controller_digest("expert") and 0.0 <= cell["success_rate"] <= 1.0
+    page = (out / "report.md").read_text()
+    assert "## Notes" in page and "- the expert is privileged" in page and "| nominal |" in page
+    capsys.readouterr()
+    assert cli_main(args[:-3] + ["--notes", str(tmp_path / "missing.md")]) == 2
+    assert "missing.md" in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------- saliency
 def test_projected_target_lands_on_the_rendered_sphere():
     from lnn_drone.training.saliency import project_target

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 HELP = "evaluate models (and the expert) on tiers, robustness grids, pushes and another vehicle; write report.md"
 
@@ -19,6 +20,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", default="hover", choices=["hover", "visual_target"],
                    help="visual_target: success per condition, saliency and neuron plots (default out reports/visual_target)")
     p.add_argument("--conditions", default=None, help="visual_target: comma-separated conditions (default all)")
+    p.add_argument("--notes", default=None,
+                   help="visual_target: a Markdown file whose text becomes the report's Notes section "
+                        "(what the numbers alone do not say; kept in the repo so a rerun keeps it)")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -29,9 +33,13 @@ def run_visual(args) -> int:
     out = "reports/visual_target" if args.out == "reports/hover" else args.out
     try:
         conds = args.conditions.split(",") if args.conditions else None
+        notes = None
+        if args.notes:
+            text = Path(args.notes).read_text(encoding="utf-8").strip()
+            notes = ["## Notes", ""] + text.splitlines() if text else None
         page = run_report(args.models, out, args.episodes, args.seed, conds,
-                          progress=not args.no_progress and sys.stderr.isatty())
-    except (ModelFileError, ValueError, FileNotFoundError) as exc:
+                          progress=not args.no_progress and sys.stderr.isatty(), notes=notes)
+    except (ModelFileError, ValueError, FileNotFoundError, UnicodeDecodeError) as exc:
         print(f"lnn-drone report: error: {exc}", file=sys.stderr)
         return 2
     print(f"report: {page}")
