@@ -118,6 +118,40 @@ def test_walls_fraction_puts_walls_in_that_share_of_scenes():
         env.close()
 
 
+def test_sky_fraction_paints_only_the_empty_background_in_that_share_of_scenes():
+    """``sky_fraction`` (a training knob): the pixels no object covers take one random plain colour
+    in about that share of episodes; the ground, the target and the nominal scene are untouched."""
+    from dataclasses import replace
+
+    from lnn_drone.training.dagger_visual import VisualTrainConfig
+    from lnn_drone.training.vision import train_scene
+
+    def first_frame(scene_cfg, seed: int):
+        env = make_visual_env(VisualEvalSettings(), scene=scene_cfg)
+        try:
+            obs, _ = env.reset(seed=seed, options={"state": DroneState(position=np.array(START_POSITION))})
+            return obs["image"].copy(), env.unwrapped.scene.sky_rgb
+        finally:
+            env.close()
+
+    painted = 0
+    for seed in range(12):
+        plain, none = first_frame(train_scene(), seed)
+        sky_frame, sky = first_frame(replace(train_scene(), sky_fraction=0.5), seed)
+        assert none is None
+        empty = np.all(plain == 255, axis=2)        # the renderer's own background is white
+        assert empty[0].all() and not empty[-1].any()   # top row: background; bottom row: ground
+        if sky is None:
+            assert np.array_equal(sky_frame, plain)     # a scene without it is the nominal one, draw for draw
+            continue
+        painted += 1
+        assert np.all(sky_frame[empty] == np.array(sky, dtype=np.uint8))
+        assert np.array_equal(sky_frame[~empty], plain[~empty])
+    assert 2 <= painted <= 10, painted
+    with pytest.raises(ValueError, match="sky_fraction"):
+        VisualTrainConfig(inputs=["image", "imu_accel"], sky_fraction=1.5).check()
+
+
 def test_quad250_condition_flies_the_other_vehicle():
     env = make_visual_env(VisualEvalSettings(condition="quad250"))
     try:

@@ -27,6 +27,9 @@ class Camera:
         self._fwd_body = (math.cos(p), 0.0, math.sin(p))
         self._up_body = (-math.sin(p), 0.0, math.cos(p))
         self.light: dict = {}
+        # paint what no object covers (the background above the horizon) in this colour; None: the
+        # renderer's own. Why: a policy trained on one background colour learns to need it
+        self.sky_rgb: tuple | None = None
         self.frame_count = 0
         # what the lens and sensor do to a frame (evaluation conditions; identity by default)
         self.corruption = Corruption()
@@ -66,12 +69,16 @@ class Camera:
         target = (eye[0] + fw[0], eye[1] + fw[1], eye[2] + fw[2])
         view = pb.computeViewMatrix(eye, target, up)
         cfg = self.config
-        _, _, rgba, _, _ = pb.getCameraImage(
+        sky = self.sky_rgb
+        _, _, rgba, _, seg = pb.getCameraImage(
             cfg.width, cfg.height, view, self.projection, shadow=int(cfg.shadows),
-            renderer=pb.ER_TINY_RENDERER, flags=pb.ER_NO_SEGMENTATION_MASK, physicsClientId=self.client,
-            **self.light)
+            renderer=pb.ER_TINY_RENDERER, flags=0 if sky is not None else pb.ER_NO_SEGMENTATION_MASK,
+            physicsClientId=self.client, **self.light)
         self.frame_count += 1
-        return np.asarray(rgba, dtype=np.uint8).reshape(cfg.height, cfg.width, 4)[:, :, :3].copy()
+        frame = np.asarray(rgba, dtype=np.uint8).reshape(cfg.height, cfg.width, 4)[:, :, :3].copy()
+        if sky is not None:
+            frame[np.asarray(seg).reshape(cfg.height, cfg.width) < 0] = sky   # -1: no object in that pixel
+        return frame
 
     def update(self, t: float, pos, rot, force: bool = False) -> None:
         """Render if a frame is due at time ``t``; deliver frames after the configured latency."""

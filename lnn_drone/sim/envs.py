@@ -348,6 +348,7 @@ class VisualTargetEnv(QuadrotorEnv):
             self.sim.camera.config.latency_s = float(rng.uniform(*t.camera_latency_s))
             self.sim.camera.reset(self.sim.camera._rng)
         self.sim.camera.light = self.scene.light
+        self.sim.camera.sky_rgb = self.scene.sky_rgb
         self.sim.camera.update(self.sim.t, self.sim.position, self.sim.rotation_matrix, force=True)
 
     def _before_observation(self) -> None:

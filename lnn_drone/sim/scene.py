@@ -31,6 +31,9 @@ class SceneRandomization:
     texture_styles: tuple[str, ...] = ("checker", "stripes", "noise", "tiles")
     walls: bool = False                    # textured walls around the arena (styles as the ground)
     walls_fraction: float = 0.0            # without ``walls``: share of episodes that get them
+    # share of episodes whose background (what the renderer leaves empty, above the horizon) is one
+    # random plain colour instead of the renderer's own; drawn last, so 0 leaves every other draw as it was
+    sky_fraction: float = 0.0
     second_object_rgba: tuple | None = None  # a second sphere like the target, in another colour
     distractor_rgba: tuple | None = None   # one colour for all distractors (None: random colours)
 
@@ -112,6 +115,7 @@ class Scene:
             vis = pb.createVisualShape(pb.GEOM_BOX, halfExtents=half, rgbaColor=[1, 1, 1, 1], physicsClientId=client)
             self._walls.append(pb.createMultiBody(0, -1, vis, HIDDEN, physicsClientId=client))
         self.second_object_position: np.ndarray | None = None
+        self.sky_rgb: tuple | None = None   # the episode's background colour (None: the renderer's)
 
     # ---------------------------------------------------------------- target
     def _target_body(self, radius: float) -> int:
@@ -205,3 +209,6 @@ class Scene:
         light["lightColor"] = [k, k, k]
         light["lightAmbientCoeff"] = rng.uniform(*cfg.ambient)
         self.light = light
+        self.sky_rgb = None
+        if cfg.sky_fraction > 0.0 and rng.random() < cfg.sky_fraction:
+            self.sky_rgb = tuple(int(c) for c in rng.integers(0, 256, 3))

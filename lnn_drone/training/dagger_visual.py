@@ -32,6 +32,7 @@ class VisualTrainConfig(TrainConfig):
     # a curriculum: walls_fraction applies from this DAgger iteration on (0 = from the expert's
     # episodes); walls from the start kept the student from ever learning the task
     walls_from_iteration: int = 0
+    sky_fraction: float = 0.0           # share of training scenes with a random plain background colour
     # behaviour cloning on a finished run's aggregated dataset for updates_first gradient steps
     # instead of flying rollouts (an ablation; the shipped baselines fly their own DAgger runs);
     # empty = DAgger
@@ -61,6 +62,8 @@ class VisualTrainConfig(TrainConfig):
             raise ValueError(f"the visual-target policy must not read odometry or the goal, got inputs {self.inputs}")
         if not 0.0 <= self.walls_fraction <= 1.0:
             raise ValueError(f"walls_fraction must be in [0, 1], got {self.walls_fraction}")
+        if not 0.0 <= self.sky_fraction <= 1.0:
+            raise ValueError(f"sky_fraction must be in [0, 1], got {self.sky_fraction}")
         if not 0 <= self.walls_from_iteration <= self.iterations:
             raise ValueError(f"walls_from_iteration must be in [0, iterations = {self.iterations}], got {self.walls_from_iteration}")
         if self.expert_integral_gain < 0 or self.expert_integral_limit_m <= 0 or self.expert_integral_gate_m <= 0:
@@ -110,7 +113,7 @@ class VisualDaggerTrainer(DaggerTrainer):
     def _make_envs(self) -> list:
         c = self.cfg
         s = VisualEvalSettings(vehicle=c.vehicle, setup=self.setup)
-        scene = replace(train_scene(), walls_fraction=c.walls_fraction)
+        scene = replace(train_scene(), walls_fraction=c.walls_fraction, sky_fraction=c.sky_fraction)
         return [make_visual_env(s, randomization=c.randomization, scene=scene, camera_latency_range=tuple(c.camera_latency_s))
                 for _ in range(c.rollout_batch)]
 
