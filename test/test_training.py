@@ -297,9 +297,10 @@ def test_shipped_visual_models_were_trained_by_the_recipe_that_names_them(model,
     from lnn_drone.policy.model_file import load_model
 
     args = argparse.Namespace(config=str(ROOT / recipe), core=None, seed=None, iterations=None, final_episodes=None, name=None)
-    wanted = json.loads(json.dumps(dataclasses.asdict(load_train_config(args))))
+    recipe_config = load_train_config(args)
+    wanted = json.loads(json.dumps(dataclasses.asdict(recipe_config)))
     trained = load_model(ROOT / model).provenance["config"]
-    defaults = json.loads(json.dumps(dataclasses.asdict(type(load_train_config(args))())))
+    defaults = json.loads(json.dumps(dataclasses.asdict(type(recipe_config)())))
     trained = {**{k: defaults[k] for k in set(wanted) - set(trained) if k in defaults}, **trained}
     differs = {k for k in set(wanted) | set(trained) if k != "name" and wanted.get(k) != trained.get(k)}
     assert not differs, {k: (wanted.get(k), trained.get(k)) for k in differs}

@@ -60,16 +60,13 @@ class VisualTrainConfig(TrainConfig):
         # hover_thrust reads the odometry's velocity (its rotor-drag term)
         if any(n in ("odom", "goal", "goal_error", "goal_error_integral", "hover_thrust") for n in self.inputs):
             raise ValueError(f"the visual-target policy must not read odometry or the goal, got inputs {self.inputs}")
-        if not 0.0 <= self.walls_fraction <= 1.0:
-            raise ValueError(f"walls_fraction must be in [0, 1], got {self.walls_fraction}")
-        if not 0.0 <= self.sky_fraction <= 1.0:
-            raise ValueError(f"sky_fraction must be in [0, 1], got {self.sky_fraction}")
+        for share in ("walls_fraction", "sky_fraction", "moving_fraction", "camera_latency_fraction"):
+            if not 0.0 <= getattr(self, share) <= 1.0:
+                raise ValueError(f"{share} must be in [0, 1], got {getattr(self, share)}")
         if not 0 <= self.walls_from_iteration <= self.iterations:
             raise ValueError(f"walls_from_iteration must be in [0, iterations = {self.iterations}], got {self.walls_from_iteration}")
         if self.expert_integral_gain < 0 or self.expert_integral_limit_m <= 0 or self.expert_integral_gate_m <= 0:
             raise ValueError("expert_integral_gain must be >= 0 and expert_integral_limit_m, expert_integral_gate_m > 0")
-        if not 0.0 <= self.moving_fraction <= 1.0:
-            raise ValueError(f"moving_fraction must be in [0, 1], got {self.moving_fraction}")
 
 
 class VisualDaggerTrainer(DaggerTrainer):
