@@ -13,8 +13,9 @@ CAM = InputSpec.image("image", 24, 32, mean=[0.4, 0.5, 0.6], std=[0.2, 0.25, 0.3
 IMU = InputSpec.vector("imu_accel", 3)
 
 
-def _net(norm: str):
+def _net(norm: str, opponent: str = "none"):
     cfg = NetworkConfig(inputs=(IMU, CAM), action=ActionSpec("ctbr", max_rate=5.0), image_normalization=norm,
+                        image_opponent=opponent,
                         image_channels=(4, 6), image_kernels=(3, 3), image_strides=(2, 2), image_features=8)
     return build_policy_network(cfg, seed=0).eval()
 
@@ -73,3 +74,42 @@ def test_old_files_default_to_dataset_normalization_and_bad_names_are_refused():
     assert NetworkConfig(inputs=(IMU, CAM)).image_normalization == "dataset"
     with pytest.raises(ConfigError, match="image_normalization"):
         NetworkConfig(inputs=(IMU, CAM), image_normalization="per_image")
+
+
+def _red_channel(net, img: np.ndarray) -> np.ndarray:
+    """The opponent channel the first conv reads, through a hook on that conv's input."""
+    seen = {}
+    hook = net.image_encoder.convs[0].register_forward_pre_hook(lambda m, a: seen.setdefault("x", a[0]))
+    _encode(net, img)
+    hook.remove()
+    assert seen["x"].shape[1] == 4
+    return seen["x"][0, 3].numpy()
+
+
+def test_red_opponent_marks_red_pixels_under_any_exposure():
+    net = _net("per_frame", "red")
+    img = np.zeros((24, 32, 3))
+    img[:, :8] = (200, 30, 20)      # the target's red
+    img[:, 8:16] = (200, 200, 200)  # white
+    img[:, 16:24] = (40, 160, 60)   # green
+    img[:, 24:] = (180, 120, 110)   # a pale, reddish brown: red, but far less so
+    red = _red_channel(net, img)
+    np.testing.assert_allclose(red[:, :8], (200 - 30) / (250 + 25.5), rtol=1e-5)
+    assert np.abs(red[:, 8:16]).max() < 1e-6
+    assert red[:, 16:24].max() < -0.3
+    assert 0.0 < red[:, 24:].max() < 0.5 * red[:, :8].min()
+    # the same scene at half the exposure: the red stays red (it is a ratio, up to the floor)
+    dim = _red_channel(net, img * 0.5)
+    assert dim[:, :8].min() > 0.8 * red[:, :8].min() and dim[:, 24:].max() < 0.5 * dim[:, :8].min()
+    # the RGB channels are still normalised per frame: a gain on them leaves everything but the floor
+    rgb_only = _net("per_frame")
+    assert rgb_only.image_encoder.convs[0].in_channels == 3
+
+
+def test_red_opponent_round_trips_and_bad_names_are_refused(tmp_path):
+    net = _net("per_frame", "red")
+    model = load_model(save_network(tmp_path / "m.safetensors", net))
+    assert model.config.image_opponent == "red" and model.config.image_input_channels == 4
+    assert NetworkConfig(inputs=(IMU, CAM)).image_opponent == "none"
+    with pytest.raises(ConfigError, match="image_opponent"):
+        NetworkConfig(inputs=(IMU, CAM), image_opponent="blue")

@@ -36,6 +36,9 @@ SHORT = {  # other heads / modes / baselines, 200 steps
     "mlp-encoder-camera": dict(core="mlp", vector_encoder_units=6, camera=True, mlp_history=2),
     "cfc-camera-per_frame": dict(camera=True, image_normalization="per_frame"),
     "gru-camera-per_frame": dict(core="gru", camera=True, image_normalization="per_frame"),
+    # the red opponent channel: computed from the raw frame in both runtimes, with either normalisation
+    "cfc-camera-per_frame-red": dict(camera=True, image_normalization="per_frame", image_opponent="red"),
+    "mlp-camera-red": dict(core="mlp", camera=True, mlp_history=2, image_opponent="red"),
     # thrust outputs relative to the hover-thrust input (policy/spec.py)
     "cfc-ref-motors": dict(REF),
     "cfc-ref-encoder-motors": dict(REF, vector_encoder_units=12),

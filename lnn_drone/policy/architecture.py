@@ -56,7 +56,7 @@ def expected_shapes(config: NetworkConfig, wiring: Wiring | None = None) -> dict
         shapes["vector_encoder.weight"] = (config.vector_encoder_units, config.vector_size)
         shapes["vector_encoder.bias"] = (config.vector_encoder_units,)
     if config.image_input is not None:
-        c_in = 3
+        c_in = config.image_input_channels
         for i, (c, k) in enumerate(zip(config.image_channels, config.image_kernels)):
             shapes[f"image_encoder.convs.{i}.weight"] = (c, c_in, k, k)
             shapes[f"image_encoder.convs.{i}.bias"] = (c,)

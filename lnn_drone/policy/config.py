@@ -19,6 +19,10 @@ CORES = ("cfc", "ltc", "gru", "mlp")
 WIRINGS = ("ncp", "dense")
 HEADS = ("auto", "affine", "linear")
 IMAGE_NORMALIZATIONS = ("dataset", "per_frame")
+IMAGE_OPPONENTS = ("none", "red")
+# the "red" channel is (R - max(G, B)) / (R + G + B + floor), pixel values in [0, 1]: the floor keeps
+# dark pixels, whose chroma is mostly sensor noise, near 0
+OPPONENT_FLOOR = 0.1
 # per-frame normalisation divides by sqrt(var + floor^2) (pixel values in [0, 1]): a flat frame
 # (lens cap, dark room) stays finite and its sensor noise is not blown up to unit variance
 PER_FRAME_STD_FLOOR = 0.02
@@ -59,6 +63,11 @@ class NetworkConfig:
     # "per_frame": each frame by its own per-channel mean and std, so the encoder never sees
     # exposure, contrast or white balance (an affine change of a channel cancels exactly)
     image_normalization: str = "dataset"
+    # "red": a fourth input channel, how much redder than it is bright each pixel is (its chroma
+    # toward red, in (-1, 1), computed from the raw pixels, not normalised per frame). A linear
+    # first conv can weigh R against G and B but not take their max; a red target on a textured
+    # wall of random colours is what this separates (README, the walls diagnosis). "none": RGB only
+    image_opponent: str = "none"
     # baselines
     gru_units: int = 16
     mlp_hidden: tuple[int, ...] = (64, 64)
@@ -109,6 +118,8 @@ class NetworkConfig:
             self.conv_output_shape()  # raises when the image is too small
         if self.image_normalization not in IMAGE_NORMALIZATIONS:
             raise ConfigError(f"image_normalization must be one of {IMAGE_NORMALIZATIONS}, got {self.image_normalization!r}")
+        if self.image_opponent not in IMAGE_OPPONENTS:
+            raise ConfigError(f"image_opponent must be one of {IMAGE_OPPONENTS}, got {self.image_opponent!r}")
         ref = self.action.thrust_reference
         if ref != "none":
             spec = next((i for i in self.vector_inputs + self.reference_inputs if i.name == ref), None)
@@ -138,6 +149,11 @@ class NetworkConfig:
     @property
     def vector_size(self) -> int:
         return sum(i.dim for i in self.vector_inputs)
+
+    @property
+    def image_input_channels(self) -> int:
+        """Channels the first conv reads: RGB, plus the opponent channel when there is one."""
+        return 3 + (self.image_opponent != "none")
 
     def conv_output_shape(self) -> tuple[int, int, int]:
         """(H, W, C) after the conv stack (valid padding)."""

@@ -22,7 +22,7 @@ from ..liquid.ltc import LTCCell
 from ..liquid.rnn import SequenceOutput, run_sequence
 from ..liquid.wiring import Wiring
 from .architecture import LIQUID_PREFIX, build_wiring, check_wiring, expected_shapes
-from .config import PER_FRAME_STD_FLOOR, NetworkConfig
+from .config import OPPONENT_FLOOR, PER_FRAME_STD_FLOOR, NetworkConfig
 from .spec import MIXER_SIGNS, REFERENCE_CLIP
 
 __all__ = ["NetworkConfig", "PolicyNetwork", "build_policy_network", "GRUCore", "MLPCore"]
@@ -64,7 +64,7 @@ class ConvEncoder(nn.Module):
     def __init__(self, config: NetworkConfig) -> None:
         super().__init__()
         spec = config.image_input
-        convs, c_in = [], 3
+        convs, c_in = [], config.image_input_channels
         for c, k, s in zip(config.image_channels, config.image_kernels, config.image_strides):
             convs.append(nn.Conv2d(c_in, c, k, stride=s))
             c_in = c
@@ -72,17 +72,23 @@ class ConvEncoder(nn.Module):
         h, w, c = config.conv_output_shape()
         self.fc = nn.Linear(h * w * c, config.image_features)
         self.per_frame = config.image_normalization == "per_frame"
+        self.opponent = config.image_opponent == "red"
         self.register_buffer("mean", torch.tensor(spec.mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("inv_std", 1.0 / torch.tensor(spec.std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         x = image.permute(0, 3, 1, 2).to(torch.float32) * (1.0 / 255.0)
+        red = None
+        if self.opponent:  # from the raw pixels, before any normalisation
+            red = (x[:, :1] - torch.maximum(x[:, 1:2], x[:, 2:3])) / (x.sum(1, keepdim=True) + OPPONENT_FLOOR)
         if self.per_frame:
             mu = x.mean(dim=(2, 3), keepdim=True)
             var = (x - mu).square().mean(dim=(2, 3), keepdim=True)
             x = (x - mu) * torch.rsqrt(var + PER_FRAME_STD_FLOOR**2)
         else:
             x = (x - self.mean) * self.inv_std
+        if red is not None:
+            x = torch.cat([x, red], 1)
         for conv in self.convs:
             x = torch.relu(conv(x))
         return torch.tanh(self.fc(x.flatten(1)))

@@ -26,7 +26,7 @@ from typing import Mapping
 
 import numpy as np
 
-from .config import PER_FRAME_STD_FLOOR
+from .config import OPPONENT_FLOOR, PER_FRAME_STD_FLOOR
 from .model_file import LoadedModel
 from .spec import MIXER_SIGNS, REFERENCE_CLIP
 
@@ -387,6 +387,11 @@ class _ConvEncoder:
         h, w, c = spec.shape
         self.per_frame = cfg.image_normalization == "per_frame"
         self.pixels = h * w
+        self.opponent = cfg.image_opponent == "red"
+        # with the opponent channel the first conv reads a float (H, W, 4) frame: RGB as uint8
+        # levels (the normalisation still folded into its weights) + the red chroma as is
+        self._frame4 = np.zeros((h, w, 4), _F) if self.opponent else None
+        c = cfg.image_input_channels
         self.layers = []
         self.image = None
         for i, (co, k, s) in enumerate(zip(cfg.image_channels, cfg.image_kernels, cfg.image_strides)):
@@ -416,8 +421,11 @@ class _ConvEncoder:
         """First conv on uint8 pixels = conv on (x / 255 - mean) / std, per channel."""
         r = self._rows_per_channel
         first = self.layers[0]
-        first["W"] = self._raw_W * np.repeat(1.0 / (255.0 * std), r)[:, None]
-        first["b"] = self._raw_b - np.repeat(mean / std, r) @ self._raw_W
+        scale, shift = 1.0 / (255.0 * std), mean / std
+        if self.opponent:  # the opponent channel enters unscaled
+            scale, shift = np.append(scale, 1.0), np.append(shift, 0.0)
+        first["W"] = self._raw_W * np.repeat(scale, r)[:, None]
+        first["b"] = self._raw_b - np.repeat(shift, r) @ self._raw_W
 
     def run(self, image: np.ndarray) -> None:
         sw = np.lib.stride_tricks.sliding_window_view
@@ -427,6 +435,12 @@ class _ConvEncoder:
             var = (counts @ _LEVELS_SQ) / (255.0 * 255.0 * self.pixels) - mean * mean
             self._fold(mean, np.sqrt(np.maximum(var, 0.0) + PER_FRAME_STD_FLOOR**2))
         x = image
+        if self.opponent:
+            x = self._frame4
+            x[..., :3] = image
+            rgb = x[..., :3]
+            np.subtract(rgb[..., 0], np.maximum(rgb[..., 1], rgb[..., 2]), out=x[..., 3])
+            x[..., 3] /= rgb.sum(-1) + 255.0 * OPPONENT_FLOOR   # the same ratio in 0-255 levels
         for layer in self.layers:
             k, s, patches, y = layer["k"], layer["s"], layer["patches"], layer["y"]
             ho, wo = y.shape[:2]
