@@ -343,6 +343,20 @@ def test_report_keeps_its_notes_and_reevaluates_a_cell_whose_controller_changed(
     assert "missing.md" in capsys.readouterr().err
 
 
+def test_the_expert_cells_are_keyed_by_its_code_not_its_name(monkeypatch):
+    """An edited teacher must not inherit the old teacher's cached cells."""
+    from lnn_drone.training import vision
+    from lnn_drone.training.vision_report import controller_digest
+
+    before = controller_digest("expert")
+    assert before.startswith("expert-code:") and before == controller_digest("expert")
+    # the class source is what is hashed; a changed gain is a changed source line
+    import inspect
+    src = inspect.getsource(vision.VisualExpert).replace("kp=4.0", "kp=5.0")
+    monkeypatch.setattr(inspect, "getsource", lambda obj, _orig=inspect.getsource: src if obj is vision.VisualExpert else _orig(obj))
+    assert controller_digest("expert") != before
+
+
 # ---------------------------------------------------------------- saliency
 def test_projected_target_lands_on_the_rendered_sphere():
     from lnn_drone.training.saliency import project_target

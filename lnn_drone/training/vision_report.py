@@ -33,10 +33,26 @@ def _controller(source: str):
     return agent, setup_for_model(agent.model)
 
 
+def expert_code_digest() -> str:
+    """SHA-256 of the code that decides the expert's commands: the visual expert, the batched
+    expert it wraps, and the geometric controller. A name alone would let an edited teacher
+    inherit the cells of the old one."""
+    import inspect
+
+    from ..control import geometric
+    from .evaluation import ExpertAgent
+    from .vision import VisualExpert
+
+    h = hashlib.sha256()
+    for part in (inspect.getsource(VisualExpert), inspect.getsource(ExpertAgent), inspect.getsource(geometric)):
+        h.update(part.encode())
+    return h.hexdigest()
+
+
 def controller_digest(source: str) -> str:
-    """What a cached cell was measured on: the model file's SHA-256, or the expert's name."""
+    """What a cached cell was measured on: the model file's SHA-256, or that of the expert's code."""
     if source == "expert":
-        return "expert"
+        return "expert-code:" + expert_code_digest()
     return hashlib.sha256(Path(source).read_bytes()).hexdigest()
 
 
