@@ -3,8 +3,9 @@ frames, neuron traces of the liquid core (``lnn-drone report --task visual_targe
 
 Results are kept in ``results.json`` per (controller, condition) so a long evaluation can be
 extended (more controllers, more conditions) without re-running what is there. A cell is reused
-only for the same episodes, seed and model file content (its SHA-256), so a model retrained
-under the same path is evaluated afresh instead of inheriting its predecessor's numbers.
+only for the same episodes, seed and model file content (its SHA-256; for the expert, that of
+its code), so a model retrained under the same path, or an edited teacher, is evaluated afresh
+instead of inheriting its predecessor's numbers.
 """
 from __future__ import annotations
 
