@@ -39,6 +39,8 @@ SHORT = {  # other heads / modes / baselines, 200 steps
     # the red opponent channel: computed from the raw frame in both runtimes, with either normalisation
     "cfc-camera-per_frame-red": dict(camera=True, image_normalization="per_frame", image_opponent="red"),
     "mlp-camera-red": dict(core="mlp", camera=True, mlp_history=2, image_opponent="red"),
+    "cfc-camera-per_frame-red_normalized": dict(camera=True, image_normalization="per_frame", image_opponent="red_normalized"),
+    "gru-camera-red_normalized": dict(core="gru", camera=True, image_opponent="red_normalized"),
     # thrust outputs relative to the hover-thrust input (policy/spec.py)
     "cfc-ref-motors": dict(REF),
     "cfc-ref-encoder-motors": dict(REF, vector_encoder_units=12),

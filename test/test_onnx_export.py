@@ -26,8 +26,10 @@ VEC = (InputSpec.vector("imu", 6, std=2.0), InputSpec.vector("goal_error", 16))
     dict(config_ref=True, camera=True, action=ActionSpec("ctbr", max_rate=6.0, thrust_reference="hover_thrust_config")),
     dict(hover_thrust=True, action=ActionSpec("motors", thrust_reference="hover_thrust", thrust_reference_form="linear")),
     dict(camera=True, image_normalization="per_frame", image_opponent="red"),
+    dict(camera=True, image_normalization="per_frame", image_opponent="red_normalized"),
 ], ids=["cfc-camera", "ltc", "gru-ctbr", "cfc-ctbr-thrust_reference", "cfc-camera-per_frame", "cfc-motors-mixer",
-        "cfc-camera-ctbr-config_reference", "cfc-motors-linear", "cfc-camera-per_frame-red"])
+        "cfc-camera-ctbr-config_reference", "cfc-motors-linear", "cfc-camera-per_frame-red",
+        "cfc-camera-per_frame-red_normalized"])
 def test_onnx_matches_torch_and_numpy(tmp_path, kw):
     kw = dict(kw)
     camera = kw.pop("camera", False)

@@ -19,7 +19,7 @@ CORES = ("cfc", "ltc", "gru", "mlp")
 WIRINGS = ("ncp", "dense")
 HEADS = ("auto", "affine", "linear")
 IMAGE_NORMALIZATIONS = ("dataset", "per_frame")
-IMAGE_OPPONENTS = ("none", "red")
+IMAGE_OPPONENTS = ("none", "red", "red_normalized")
 # the "red" channel is (R - max(G, B)) / (R + G + B + floor), pixel values in [0, 1]: the floor keeps
 # dark pixels, whose chroma is mostly sensor noise, near 0
 OPPONENT_FLOOR = 0.1
@@ -63,10 +63,15 @@ class NetworkConfig:
     # "per_frame": each frame by its own per-channel mean and std, so the encoder never sees
     # exposure, contrast or white balance (an affine change of a channel cancels exactly)
     image_normalization: str = "dataset"
-    # "red": a fourth input channel, how much redder than it is bright each pixel is (its chroma
-    # toward red, in (-1, 1), computed from the raw pixels, not normalised per frame). A linear
-    # first conv can weigh R against G and B but not take their max; a red target on a textured
-    # wall of random colours is what this separates (README, the walls diagnosis). "none": RGB only
+    # a fourth input channel that marks red pixels (a linear first conv can weigh R against G and
+    # B but not take their max; a red target on a textured wall of random colours is what this is
+    # for, README, the walls diagnosis):
+    # "red": the raw chroma toward red, (R - max(G, B)) / (R + G + B + floor), in (-1, 1). Measured:
+    #   contrast and white balance change it, so it undid what per-frame normalisation bought
+    #   (low contrast 93 -> 30 %, colour shift 89 -> 64 %, config/experiments/visual_red.yaml);
+    # "red_normalized": R' - max(G', B') of the normalised channels (per frame: each channel's gain
+    #   and offset cancel before the max, so the channel keeps that invariance);
+    # "none": RGB only
     image_opponent: str = "none"
     # baselines
     gru_units: int = 16

@@ -72,14 +72,14 @@ class ConvEncoder(nn.Module):
         h, w, c = config.conv_output_shape()
         self.fc = nn.Linear(h * w * c, config.image_features)
         self.per_frame = config.image_normalization == "per_frame"
-        self.opponent = config.image_opponent == "red"
+        self.opponent = config.image_opponent
         self.register_buffer("mean", torch.tensor(spec.mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("inv_std", 1.0 / torch.tensor(spec.std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         x = image.permute(0, 3, 1, 2).to(torch.float32) * (1.0 / 255.0)
         red = None
-        if self.opponent:  # from the raw pixels, before any normalisation
+        if self.opponent == "red":  # from the raw pixels, before any normalisation
             red = (x[:, :1] - torch.maximum(x[:, 1:2], x[:, 2:3])) / (x.sum(1, keepdim=True) + OPPONENT_FLOOR)
         if self.per_frame:
             mu = x.mean(dim=(2, 3), keepdim=True)
@@ -87,6 +87,8 @@ class ConvEncoder(nn.Module):
             x = (x - mu) * torch.rsqrt(var + PER_FRAME_STD_FLOOR**2)
         else:
             x = (x - self.mean) * self.inv_std
+        if self.opponent == "red_normalized":
+            red = x[:, :1] - torch.maximum(x[:, 1:2], x[:, 2:3])
         if red is not None:
             x = torch.cat([x, red], 1)
         for conv in self.convs:

@@ -387,7 +387,7 @@ class _ConvEncoder:
         h, w, c = spec.shape
         self.per_frame = cfg.image_normalization == "per_frame"
         self.pixels = h * w
-        self.opponent = cfg.image_opponent == "red"
+        self.opponent = cfg.image_opponent if cfg.image_opponent != "none" else None
         # with the opponent channel the first conv reads a float (H, W, 4) frame: RGB as uint8
         # levels (the normalisation still folded into its weights) + the red chroma as is
         self._frame4 = np.zeros((h, w, 4), _F) if self.opponent else None
@@ -422,6 +422,7 @@ class _ConvEncoder:
         r = self._rows_per_channel
         first = self.layers[0]
         scale, shift = 1.0 / (255.0 * std), mean / std
+        self._level_scale, self._level_shift = scale, shift   # normalised = level * scale - shift
         if self.opponent:  # the opponent channel enters unscaled
             scale, shift = np.append(scale, 1.0), np.append(shift, 0.0)
         first["W"] = self._raw_W * np.repeat(scale, r)[:, None]
@@ -439,8 +440,12 @@ class _ConvEncoder:
             x = self._frame4
             x[..., :3] = image
             rgb = x[..., :3]
-            np.subtract(rgb[..., 0], np.maximum(rgb[..., 1], rgb[..., 2]), out=x[..., 3])
-            x[..., 3] /= rgb.sum(-1) + 255.0 * OPPONENT_FLOOR   # the same ratio in 0-255 levels
+            if self.opponent == "red":
+                np.subtract(rgb[..., 0], np.maximum(rgb[..., 1], rgb[..., 2]), out=x[..., 3])
+                x[..., 3] /= rgb.sum(-1) + 255.0 * OPPONENT_FLOOR   # the same ratio in 0-255 levels
+            else:  # red_normalized: on the normalised channels (the fold's own scale and shift)
+                n = rgb * self._level_scale - self._level_shift
+                np.subtract(n[..., 0], np.maximum(n[..., 1], n[..., 2]), out=x[..., 3])
         for layer in self.layers:
             k, s, patches, y = layer["k"], layer["s"], layer["patches"], layer["y"]
             ho, wo = y.shape[:2]
