@@ -389,7 +389,7 @@ class _ConvEncoder:
         self.pixels = h * w
         self.opponent = cfg.image_opponent if cfg.image_opponent != "none" else None
         # with the opponent channel the first conv reads a float (H, W, 4) frame: RGB as uint8
-        # levels (the normalisation still folded into its weights) + the red chroma as is
+        # levels (the normalisation still folded into its weights) + the opponent channel, unscaled
         self._frame4 = np.zeros((h, w, 4), _F) if self.opponent else None
         c = cfg.image_input_channels
         self.layers = []
