@@ -101,7 +101,7 @@ def test_red_opponent_marks_red_pixels_under_any_exposure():
     # the same scene at half the exposure: the red stays red (it is a ratio, up to the floor)
     dim = _red_channel(net, img * 0.5)
     assert dim[:, :8].min() > 0.8 * red[:, :8].min() and dim[:, 24:].max() < 0.5 * dim[:, :8].min()
-    # the RGB channels are still normalised per frame: a gain on them leaves everything but the floor
+    # the channel is an option: without it the first conv reads RGB only
     rgb_only = _net("per_frame")
     assert rgb_only.image_encoder.convs[0].in_channels == 3
 

@@ -36,7 +36,7 @@ SHORT = {  # other heads / modes / baselines, 200 steps
     "mlp-encoder-camera": dict(core="mlp", vector_encoder_units=6, camera=True, mlp_history=2),
     "cfc-camera-per_frame": dict(camera=True, image_normalization="per_frame"),
     "gru-camera-per_frame": dict(core="gru", camera=True, image_normalization="per_frame"),
-    # the red opponent channel: computed from the raw frame in both runtimes, with either normalisation
+    # the red opponent channel (raw chroma, or on the normalised channels), with either normalisation
     "cfc-camera-per_frame-red": dict(camera=True, image_normalization="per_frame", image_opponent="red"),
     "mlp-camera-red": dict(core="mlp", camera=True, mlp_history=2, image_opponent="red"),
     "cfc-camera-per_frame-red_normalized": dict(camera=True, image_normalization="per_frame", image_opponent="red_normalized"),
