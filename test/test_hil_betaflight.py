@@ -80,6 +80,50 @@ def test_held_vehicle_keeps_the_firmware_clock_on_real_time_when_answers_are_lat
             v.close()
 
 
+def _rig_freezing_instances(frozen: list, how_many: int):
+    """A rig whose first ``how_many`` firmware instances are frozen (SIGSTOP) once held: a real
+    firmware that never answers MSP, as the CI run of session 15 met one at bring-up."""
+    import os
+    import signal
+
+    class Rig(BetaflightRig):
+        def hold(self):
+            super().hold()
+            if len(frozen) < how_many:
+                frozen.append(self.sitl.proc.pid)
+                os.kill(self.sitl.proc.pid, signal.SIGSTOP)
+    return Rig
+
+
+def test_a_firmware_that_never_answers_at_bring_up_is_replaced_once(monkeypatch):
+    import lnn_drone.fc.betaflight.backend as backend
+
+    monkeypatch.setattr(backend, "CONNECT_TIMEOUT_S", 2.0)  # the first contact's patience, not a threshold
+    frozen: list[int] = []
+    with pytest.warns(RuntimeWarning, match="trying a fresh instance"):
+        r = _rig_freezing_instances(frozen, 1)(RigConfig(imu_noise=False))
+    try:
+        assert r.attempts == 2 and len(frozen) == 1 and r.sitl.proc.pid != frozen[0]
+        why = r.failed_attempts[0]
+        assert "no reply to MSP command 1" in why and "firmware running" in why and "bind port" in why, why
+        assert r.fc.info["fc_variant"] == "BTFL" and not r.fc.read_status().armed  # the fresh one answers
+    finally:
+        r.close()
+
+
+def test_a_firmware_that_never_answers_twice_fails_with_both_reasons(monkeypatch):
+    import lnn_drone.fc.betaflight.backend as backend
+
+    monkeypatch.setattr(backend, "CONNECT_TIMEOUT_S", 2.0)
+    frozen: list[int] = []
+    with pytest.warns(RuntimeWarning), pytest.raises(msp.MspError, match="2 fresh instances tried") as exc:
+        _rig_freezing_instances(frozen, 2)(RigConfig(imu_noise=False))
+    assert len(frozen) == 2
+    assert "attempt 1:" in str(exc.value) and "attempt 2:" in str(exc.value)
+    for pid in frozen:  # both instances were ended, frozen or not
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+
+
 @pytest.fixture(scope="module")
 def rig():
     r = BetaflightRig(RigConfig(imu_noise=False))

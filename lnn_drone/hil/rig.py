@@ -8,13 +8,16 @@ answer per physics step), so the firmware's scaled clock follows simulated time.
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 
 from ..config import SimConfig
 from ..fc.betaflight.backend import BetaflightFlightController
 from ..fc.betaflight.sitl import DEFAULT_CLI, BetaflightSitl
+from ..fc.msp import MspError
 from ..sim.sitl_link import SitlPhysicsLink, fdm_packet, motor_thrust_command, rest_packet
 from ..state import DroneState
 
@@ -22,6 +25,7 @@ EXCHANGE_TIMEOUT_S = 0.1  # hang guard per packet; a miss keeps the previous mot
 HELD_EXCHANGE_TIMEOUT_S = 0.005  # while held: a late answer is picked up by the next exchange
 HELD_STAMP_STEP_MAX_S = 0.015  # under the SITL's 20 ms limit for updating its clock rate
 BOOT_GRACE_S = 5.5  # Betaflight refuses to arm for 5 s (firmware time) after boot
+BRINGUP_ATTEMPTS = 2  # fresh SITL instances tried when the firmware never answers MSP
 
 
 @dataclass
@@ -148,28 +152,65 @@ class SitlVehicle:
 
 class BetaflightRig(SitlVehicle):
     """A whole rig in one process: a provisioned SITL instance, the physics and the MSP
-    backend (tests, benchmarks, in-process evaluation)."""
+    backend (tests, benchmarks, in-process evaluation).
+
+    A firmware that never answers MSP at bring-up (a known SITL defect under load, see the
+    README's Hardware-in-the-loop section) is replaced by a fresh instance once, with a
+    warning that carries the first instance's log; ``attempts`` says how many were needed."""
 
     def __init__(self, config: RigConfig | None = None, seed: int = 0):
-        self.config = c = config or RigConfig()
-        self.sitl = BetaflightSitl()
-        self.fc = None
+        self.config = config or RigConfig()
+        self.sitl: BetaflightSitl | None = None
+        self.fc: BetaflightFlightController | None = None
         self._vehicle_open = False
-        try:
-            self.sitl.start()
-            if c.cli:
-                self.sitl.provision(list(c.cli))
-            super().__init__(self.sitl.ports.state, self.sitl.ports.motors, c.vehicle, c.physics_hz,
-                             c.realtime_factor, c.imu_noise, seed)
-            self._vehicle_open = True
-            self.hold()
-            self.fc = BetaflightFlightController(self.sitl.msp_device, set_linear_rates_dps=c.set_linear_rates_dps,
-                                                 rc_rate_hz=c.rc_rate_hz)
-            self.fc.open()
-            self.wait_held(BOOT_GRACE_S)
-        except BaseException:
-            self.close()
-            raise
+        self.attempts = 0
+        self.failed_attempts: list[str] = []  # why each discarded instance was given up
+        for attempt in range(1, BRINGUP_ATTEMPTS + 1):
+            self.attempts = attempt
+            try:
+                self._bring_up(seed)
+                return
+            except MspError as exc:  # the firmware never answered: a fresh instance may
+                why = f"attempt {attempt}: {exc}; {self._firmware_diagnosis()}"
+                self.close()
+                self.failed_attempts.append(why)
+                if attempt == BRINGUP_ATTEMPTS:
+                    raise MspError("Betaflight SITL never answered MSP at bring-up, "
+                                   f"{BRINGUP_ATTEMPTS} fresh instances tried:\n" + "\n".join(self.failed_attempts)) from exc
+                warnings.warn(f"Betaflight SITL did not answer MSP; trying a fresh instance ({why})", RuntimeWarning,
+                              stacklevel=2)
+            except BaseException:
+                self.close()
+                raise
+
+    def _bring_up(self, seed: int) -> None:
+        c = self.config
+        self.sitl = BetaflightSitl()
+        self.sitl.start()
+        if c.cli:
+            self.sitl.provision(list(c.cli))
+        super().__init__(self.sitl.ports.state, self.sitl.ports.motors, c.vehicle, c.physics_hz,
+                         c.realtime_factor, c.imu_noise, seed)
+        self._vehicle_open = True
+        self.hold()
+        self.fc = BetaflightFlightController(self.sitl.msp_device, set_linear_rates_dps=c.set_linear_rates_dps,
+                                             rc_rate_hz=c.rc_rate_hz)
+        self.fc.open()
+        self.wait_held(BOOT_GRACE_S)
+
+    def _firmware_diagnosis(self) -> str:
+        """What a failed bring-up leaves to go on: is the firmware alive, did it use the CPU,
+        did it answer the held packets, what did it print (its flash dump left out)."""
+        parts = [f"firmware {'running' if self.sitl.running() else 'exited'}"]
+        cpu = _process_cpu_s(self.sitl.proc.pid) if self.sitl.running() else None
+        if cpu is not None:
+            parts.append(f"{cpu:.1f} s CPU")
+        if self._vehicle_open:
+            link = self.link
+            parts.append(f"held packets answered {link.held_sent - link.held_missed} of {link.held_sent}")
+        lines = [ln for ln in self.sitl.log_tail(20000).splitlines() if ln and not ln.startswith("[FLASH")]
+        parts.append("log: " + " | ".join(lines[-8:]))
+        return ", ".join(parts)
 
     def close(self) -> None:
         if self.fc is not None:
@@ -181,10 +222,20 @@ class BetaflightRig(SitlVehicle):
         if self._vehicle_open:
             super().close()
             self._vehicle_open = False
-        self.sitl.stop()
+        if self.sitl is not None:
+            self.sitl.stop()
 
     def __enter__(self) -> "BetaflightRig":
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _process_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of a process (Linux /proc), None where unreadable."""
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
