@@ -161,3 +161,26 @@ def test_betaflight_backend_needs_a_device():
 
     with pytest.raises(FcError, match="no device"):
         create_backend("betaflight")
+
+
+def test_fly_hil_retries_a_fresh_sitl_when_the_bridge_got_no_msp_reply_or_the_firmware_never_armed():
+    """The retry decision of ``fly --launch hil_betaflight`` reads the bridge's own start-up
+    error, so it is fed the message a real client raises against a port that never answers."""
+    import socket
+
+    from lnn_drone.ros.fly_hil import _firmware_hang
+    from lnn_drone.ros.hil_sim_node import NOT_ARMED_EXIT
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)  # accepts the connection (the kernel's backlog) but never replies
+        client = msp.MspClient(msp.open_transport(f"tcp://127.0.0.1:{server.getsockname()[1]}"), timeout_s=0.05,
+                               retries=0)
+        with pytest.raises(msp.MspError) as exc:
+            client.request(msp.MSP_API_VERSION)
+        client.close()
+    bridge_log = f"fc_bridge_node: cannot start: {exc.value}"
+    assert _firmware_hang({"fc_bridge": 1, "hil_sim": -2}, bridge_log) == "the firmware never answered MSP"
+    assert _firmware_hang({"fc_bridge": -2, "hil_sim": NOT_ARMED_EXIT}, "") == "the firmware did not arm"
+    assert _firmware_hang({"fc_bridge": 0, "hil_sim": 0}, bridge_log) is None  # it did answer in the end
+    assert _firmware_hang({"fc_bridge": 1, "hil_sim": -2}, "fc_bridge_node: cannot start: bad device") is None

@@ -22,7 +22,6 @@ SITL_ATTEMPTS = 2
 
 
 def fly_hil(args) -> int:
-    from .hil_sim_node import NOT_ARMED_EXIT
     from .launcher import config_dir
 
     if args.duration <= 5.0:
@@ -58,11 +57,13 @@ def fly_hil(args) -> int:
         if isinstance(run, int):
             return run
         graph, codes, interrupted = run
-        if interrupted or results_file.exists() or codes.get("hil_sim") != NOT_ARMED_EXIT or attempt == SITL_ATTEMPTS:
+        why = _firmware_hang(codes, graph.log_tail("fc_bridge", 40))
+        if interrupted or results_file.exists() or why is None or attempt == SITL_ATTEMPTS:
             break
-        # a known defect of the SITL under load (README, Hardware-in-the-loop): its clock can
-        # stall at boot, and it never leaves its boot grace; a fresh instance is tried once
-        print(f"--- attempt {attempt}: the firmware did not arm; trying a fresh SITL\n"
+        # known defects of the SITL under load (README, Hardware-in-the-loop): its clock can
+        # stall at boot, so it never leaves its boot grace, or it never answers MSP at all;
+        # a fresh instance is tried once
+        print(f"--- attempt {attempt}: {why}; trying a fresh SITL\n"
               f"{graph.log_tail('fc_bridge')[-1500:]}", file=sys.stderr)
     results = json.loads(results_file.read_text()) if results_file.exists() else None
     from .report import write_report
@@ -84,6 +85,18 @@ def fly_hil(args) -> int:
                   file=sys.stderr)
     print_outcome(metrics, report, args.json)
     return 0 if ok else 1
+
+
+def _firmware_hang(codes: dict, bridge_log: str) -> str | None:
+    """Why a fresh SITL may help, or None: the firmware never armed (hil_sim says so) or the
+    bridge found a firmware that never answered its first MSP request."""
+    from .hil_sim_node import NOT_ARMED_EXIT
+
+    if codes.get("hil_sim") == NOT_ARMED_EXIT:
+        return "the firmware did not arm"
+    if codes.get("fc_bridge") not in (0, -2, None) and "no reply to MSP command" in bridge_log:
+        return "the firmware never answered MSP"
+    return None
 
 
 def _fly_graph(args, model: str, control_hz: float, files: dict, sitl_dir: Path, logs_dir: Path, results_file: Path,
