@@ -13,6 +13,7 @@ import threading
 import time
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..config import SimConfig
 from ..fc.betaflight.backend import BetaflightFlightController
@@ -235,7 +236,7 @@ class BetaflightRig(SitlVehicle):
 def _process_cpu_s(pid: int) -> float | None:
     """User + system CPU seconds of a process (Linux /proc), None where unreadable."""
     try:
-        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()  # after the name: state, ...
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return None
