@@ -315,7 +315,8 @@ def test_every_shipped_recipe_is_a_valid_training_config(recipe):
 
     args = argparse.Namespace(config=str(ROOT / recipe), core=None, seed=None, iterations=None, final_episodes=None, name=None)
     cfg = load_train_config(args)
-    assert cfg.iterations >= 1 and cfg.inputs
+    # experiments may stop after the expert iteration (a behaviour-cloning diagnosis); what ships trains by DAgger
+    assert cfg.iterations >= (0 if recipe.startswith("config/experiments/") else 1) and cfg.inputs
 
 
 def test_unknown_teacher_in_a_recipe_is_refused(tmp_path):
