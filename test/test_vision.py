@@ -575,3 +575,67 @@ def test_policy_node_logic_takes_the_attitude_from_the_imu_tick():
         cmds.append(out)
         assert out is not None and not out.failsafe and out.stamp_ns == t
         assert np.allclose(c.seen[-1], q)
+
+
+def test_target_view_labels_follow_the_camera_geometry():
+    """Straight ahead: azimuth and elevation 0 at the range; to the left and above: both positive;
+    behind or outside the field of view: flagged out of view (the loss skips those steps)."""
+    from lnn_drone.training.target_view import LOG_RANGE_CENTRE, target_view_labels
+
+    eye = np.eye(3).flatten()
+    ahead = target_view_labels(eye, (0.0, 0.0, 1.0), (3.03, 0.0, 1.0), 64, 48, 90.0)
+    assert ahead == pytest.approx([0.0, 0.0, math.log(3.0) - LOG_RANGE_CENTRE, 1.0], abs=1e-6)
+    left_up = target_view_labels(eye, (0.0, 0.0, 1.0), (2.03, 1.0, 1.5), 64, 48, 90.0)
+    assert left_up[0] == pytest.approx(math.atan2(1.0, 2.0), abs=1e-6) and left_up[1] > 0 and left_up[3] == 1.0
+    yawed = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]).flatten()   # facing +y: +x is to the right
+    assert target_view_labels(yawed, (0.0, 0.0, 1.0), (1.0, 3.0, 1.0), 64, 48, 90.0)[0] < 0
+    for target in ((-3.0, 0.0, 1.0), (1.0, 3.0, 1.0), (1.0, 0.0, 4.0)):   # behind, beside, far above
+        assert target_view_labels(eye, (0.0, 0.0, 1.0), target, 64, 48, 90.0).tolist() == [0.0] * 4
+
+
+def test_target_view_loss_trains_a_head_that_is_not_in_the_model_file(tmp_path):
+    """With ``target_view_weight`` the dataset records the view labels after the commands, the
+    loss is logged, and the saved model has exactly the tensors of a model trained without it."""
+    from dataclasses import replace
+
+    import torch
+
+    from lnn_drone.policy.model_file import load_model
+    from lnn_drone.training.dagger_visual import VisualDaggerTrainer, VisualTrainConfig
+
+    cfg = VisualTrainConfig(inputs=["image", "imu_accel", "gravity_body"], action_mode="ctbr", control_hz=30.0,
+                            episode_s=3.5, iterations=1, expert_episodes=2, episodes_per_iteration=2, updates_first=40,
+                            updates_per_iteration=2, batch_size=2, window_steps=8, burn_in_steps=4, rollout_batch=2,
+                            check_episodes=1, target_view_weight=1.0,
+                            network={"vector_encoder_units": 8, "image_features": 8, "image_normalization": "per_frame"})
+    trainer = VisualDaggerTrainer(cfg, tmp_path / "run", progress=False)
+    try:
+        trainer.collect(0, 2, 0.0)
+        labels = trainer.dataset.episodes[0].labels
+        assert labels.shape[1] == 8 and set(np.unique(labels[:, 7])) <= {0.0, 1.0} and labels[:, 7].mean() > 0.5
+        trainer.build_network()
+        head_before = trainer.view_head.weight.detach().clone()
+        trainer.train(0, 40)
+        assert trainer.last_auxiliary_loss is not None and np.isfinite(trainer.last_auxiliary_loss)
+        assert not torch.equal(head_before, trainer.view_head.weight)   # the head is in the optimizer
+    finally:
+        trainer.close()
+    trainer = VisualDaggerTrainer(cfg, tmp_path / "run2", progress=False)
+    try:
+        trainer.run()
+    finally:
+        trainer.close()
+    log = (tmp_path / "run2" / "train_log.csv").read_text().splitlines()
+    assert "aux_loss" in log[0].split(",") and len(log) == 3
+    plain = VisualDaggerTrainer(replace(cfg, target_view_weight=0.0), tmp_path / "run3", progress=False)
+    try:
+        plain.collect(0, 1, 0.0)
+        assert plain.dataset.episodes[0].labels.shape[1] == 4
+        plain.build_network()
+        assert plain.view_head is None
+    finally:
+        plain.close()
+    model = load_model(tmp_path / "run2" / "checkpoint.safetensors")
+    assert set(model.tensors) == set(plain.net.state_dict())
+    with pytest.raises(ValueError, match="target_view_weight"):
+        VisualTrainConfig(inputs=["image", "imu_accel"], target_view_weight=-0.5).check()

@@ -179,6 +179,7 @@ class DaggerTrainer:
         self.optimizer = None
         self.log_path = self.run_dir / "train_log.csv"
         self.best: dict | None = None   # {"iteration", "score"} of the best checked iteration so far
+        self.last_auxiliary_loss: float | None = None
 
     def _make_envs(self) -> list:
         """The rollout envs (one per episode flown side by side)."""
@@ -275,7 +276,7 @@ class DaggerTrainer:
         rng = np.random.default_rng([cfg.seed, 3571, iteration])
         dt = 1.0 / cfg.control_hz
         bar = self._bar(updates, f"train it{iteration}")
-        losses = []
+        losses, aux_losses = [], []
         mix, w = self._loss_space()
         captured: list = []
         hook = self._capture_image_preactivation(captured)
@@ -287,8 +288,13 @@ class DaggerTrainer:
                 m = torch.from_numpy(mask)
                 captured.clear()
                 pred, _ = self.net(x, torch.full(m.shape, dt))
-                loss = imitation_loss(pred, y, m, mix, w, cfg.loss_huber_delta)
+                n_act = pred.shape[-1]
+                loss = imitation_loss(pred, y[..., :n_act], m, mix, w, cfg.loss_huber_delta)
                 losses.append(float(loss.detach()))   # the imitation loss alone: comparable across recipes
+                aux = self.auxiliary_loss(y[..., n_act:], m)
+                if aux is not None:
+                    aux_losses.append(float(aux.detach()))
+                    loss = loss + aux
                 if captured:
                     loss = loss + cfg.image_saturation_penalty * saturation_penalty(captured[0])
                 self.optimizer.zero_grad()
@@ -304,7 +310,19 @@ class DaggerTrainer:
                 hook.remove()
         if bar:
             bar.close()
-        return float(np.mean(losses[-max(1, updates // 10):]))
+        tail = max(1, updates // 10)
+        self.last_auxiliary_loss = float(np.mean(aux_losses[-tail:])) if aux_losses else None
+        return float(np.mean(losses[-tail:]))
+
+    # ------------------------------------------------------------------ auxiliary supervision (none here)
+    def extra_labels(self, envs: list) -> np.ndarray | None:
+        """Per-env privileged labels (B, k) recorded after the expert's commands, or None (the
+        default: the dataset holds the commands alone). Subclasses add auxiliary targets here."""
+        return None
+
+    def auxiliary_loss(self, extra_labels, mask):
+        """The loss on ``extra_labels`` (B, T, k) of the last forward pass, or None (the default)."""
+        return None
 
     def _capture_image_preactivation(self, captured: list):
         """With ``image_saturation_penalty`` > 0 and a camera encoder: a forward hook that puts the
@@ -470,7 +488,9 @@ class DaggerTrainer:
             elapsed = elapsed_before + time.perf_counter() - t0
             self._log({"iteration": it, "episodes": len(self.dataset.episodes), "steps": self.dataset.steps,
                        "rollout_crashes": stats["crashes"], "student_episodes": stats["student_episodes"],
-                       "loss": f"{loss:.6g}", "check_success": check["success_rate"],
+                       "loss": f"{loss:.6g}",
+                       **({} if self.last_auxiliary_loss is None else {"aux_loss": f"{self.last_auxiliary_loss:.6g}"}),
+                       "check_success": check["success_rate"],
                        "check_rmse_m": check["rmse_m_median"], "check_settle_s": check["settle_s_median"],
                        **{f"check_{name}_success": c["success_rate"] for name, c in checks.items() if name != self.NOMINAL_CHECK},
                        "check_score": score, "lr": f"{self._lr(it):.3g}", "elapsed_s": f"{elapsed:.1f}"})
@@ -547,7 +567,8 @@ class _DaggerPilot:
         for n, v in inputs.items():
             self.inputs.setdefault(n, []).append(v)
         labels = t.expert.act(observations, envs)
-        self.labels.append(labels.astype(np.float32))
+        extra = t.extra_labels(envs)
+        self.labels.append((labels if extra is None else np.concatenate([labels, extra], 1)).astype(np.float32))
         # DART (Laskey et al., CoRL 2017): the expert flies with noise on its commands, so the data
         # shows how to recover from the small mistakes a student will make, and a fed-back
         # ``last_action`` no longer predicts the label by itself
@@ -561,7 +582,7 @@ class _DaggerPilot:
 
     @property
     def recorded(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """Inputs {name: (T, B, d)} and labels (T, B, 4) of every step flown."""
+        """Inputs {name: (T, B, d)} and labels (T, B, 4 + extra labels) of every step flown."""
         # camera frames stay uint8 (a quarter of the memory); everything else float32
         return ({n: np.asarray(v) if v[0].dtype == np.uint8 else np.asarray(v, dtype=np.float32)
                  for n, v in self.inputs.items()}, np.asarray(self.labels))

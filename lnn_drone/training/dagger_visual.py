@@ -8,6 +8,7 @@ the checks, which use the visual-target protocol (:mod:`lnn_drone.training.visio
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -48,6 +49,11 @@ class VisualTrainConfig(TrainConfig):
     expert_integral_gain: float = 0.0
     expert_integral_limit_m: float = 0.6
     expert_integral_gate_m: float = 0.8
+    # > 0: weight of an auxiliary loss: a linear head on the camera features regresses where the target is in
+    # the view (azimuth, elevation, log range; lnn_drone.training.target_view), from privileged labels, on the
+    # steps with the target in view. Training only: the head is not saved, the model file is unchanged. Why:
+    # imitation alone never taught the encoder to find the target in walls scenes, direct labels do (README)
+    target_view_weight: float = 0.0
     check_conditions: list = field(default_factory=lambda: ["nominal"])
     final_conditions: list = field(default_factory=lambda: ["nominal", "moving_target"])
 
@@ -65,6 +71,8 @@ class VisualTrainConfig(TrainConfig):
                 raise ValueError(f"{share} must be in [0, 1], got {getattr(self, share)}")
         if not 0 <= self.walls_from_iteration <= self.iterations:
             raise ValueError(f"walls_from_iteration must be in [0, iterations = {self.iterations}], got {self.walls_from_iteration}")
+        if not (math.isfinite(self.target_view_weight) and self.target_view_weight >= 0):
+            raise ValueError(f"target_view_weight must be >= 0 (0: off), got {self.target_view_weight}")
         if self.expert_integral_gain < 0 or self.expert_integral_limit_m <= 0 or self.expert_integral_gate_m <= 0:
             raise ValueError("expert_integral_gain must be >= 0 and expert_integral_limit_m, expert_integral_gate_m > 0")
 
@@ -85,6 +93,66 @@ class VisualDaggerTrainer(DaggerTrainer):
                                    integral_gain=config.expert_integral_gain,
                                    integral_limit_m=config.expert_integral_limit_m,
                                    integral_gate_m=config.expert_integral_gate_m)
+
+    # ------------------------------------------------------------------ the target-view auxiliary loss
+    def extra_labels(self, envs: list) -> np.ndarray | None:
+        """Where the target is in each env's camera view (``target_view_labels``), when the loss is on."""
+        if self.cfg.target_view_weight <= 0:
+            return None
+        from .target_view import target_view_labels
+
+        s = self.setup
+        return np.stack([target_view_labels(e.unwrapped.sim.rotation_matrix, e.unwrapped.sim.position,
+                                            e.unwrapped.target_position, s.width, s.height, s.fov_deg) for e in envs])
+
+    def build_network(self):
+        net = super().build_network()
+        self._add_view_head()
+        return net
+
+    def _resume(self):
+        out = super()._resume()
+        if self.net is not None:
+            self._add_view_head()   # a fresh head: like Adam's moments, it is not kept between sessions
+        return out
+
+    def _add_view_head(self) -> None:
+        self.view_head = None
+        if self.cfg.target_view_weight <= 0 or getattr(self.net, "image_encoder", None) is None:
+            return
+        torch = self.torch
+        gen = torch.Generator().manual_seed(self.cfg.seed + 7)
+        self.view_head = torch.nn.Linear(self.net.config.image_features, 3)
+        with torch.no_grad():
+            bound = 1.0 / math.sqrt(self.net.config.image_features)
+            self.view_head.weight.uniform_(-bound, bound, generator=gen)
+            self.view_head.bias.zero_()
+        self.optimizer.add_param_group({"params": list(self.view_head.parameters())})
+
+    def train(self, iteration: int, updates: int) -> float:
+        if getattr(self, "view_head", None) is None:
+            return super().train(iteration, updates)
+        self._view_features = None
+
+        def keep(_module, _inputs, out):
+            self._view_features = out
+
+        hook = self.net.image_encoder.register_forward_hook(keep)
+        try:
+            return super().train(iteration, updates)
+        finally:
+            hook.remove()
+
+    def auxiliary_loss(self, extra_labels, mask):
+        if getattr(self, "view_head", None) is None:
+            return None
+        from .target_view import VIEW_LABELS, target_view_loss
+
+        if extra_labels.shape[-1] != VIEW_LABELS:
+            raise ValueError(f"target_view_weight > 0 needs {VIEW_LABELS} target-view labels per step, the dataset "
+                             f"holds {extra_labels.shape[-1]} (recorded without the loss?)")
+        pred = self.view_head(self._view_features).reshape(*mask.shape, 3)
+        return self.cfg.target_view_weight * target_view_loss(pred, extra_labels, mask)
 
     def run(self, resume: bool = False) -> dict:
         if not self.cfg.dataset:
