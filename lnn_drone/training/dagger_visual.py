@@ -93,6 +93,7 @@ class VisualDaggerTrainer(DaggerTrainer):
                                    integral_gain=config.expert_integral_gain,
                                    integral_limit_m=config.expert_integral_limit_m,
                                    integral_gate_m=config.expert_integral_gate_m)
+        self.view_head = None   # the target-view head (target_view_weight > 0), made with the network
 
     # ------------------------------------------------------------------ the target-view auxiliary loss
     def extra_labels(self, envs: list) -> np.ndarray | None:
@@ -130,7 +131,7 @@ class VisualDaggerTrainer(DaggerTrainer):
         self.optimizer.add_param_group({"params": list(self.view_head.parameters())})
 
     def train(self, iteration: int, updates: int) -> float:
-        if getattr(self, "view_head", None) is None:
+        if self.view_head is None:
             return super().train(iteration, updates)
         self._view_features = None
 
@@ -144,7 +145,7 @@ class VisualDaggerTrainer(DaggerTrainer):
             hook.remove()
 
     def auxiliary_loss(self, extra_labels, mask):
-        if getattr(self, "view_head", None) is None:
+        if self.view_head is None:
             return None
         from .target_view import VIEW_LABELS, target_view_loss
 

@@ -5,6 +5,9 @@ walls scenes that signal never taught it to find the target (README, "Walls in t
 the same encoder, trained on these labels directly, finds it to ~4° (session 19's probe). The
 labels are privileged (true pose and target), so they exist in training only; the head that
 reads them is never part of the model file.
+
+A known approximation: the labels are of the pose at the tick, while in episodes with camera
+latency the frame may be one tick (33 ms) older; at the task's turn rates that is a few degrees.
 """
 from __future__ import annotations
 
