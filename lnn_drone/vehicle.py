@@ -81,6 +81,18 @@ class VehicleSpec:
         return 1.0 / self.thrust_to_weight
 
     @property
+    def hover_drag_per_mass(self) -> tuple[float, float]:
+        """Rotor drag per unit mass at hover along body x and y (1/s): the horizontal specific
+        force an accelerometer reads is about minus this times the air-relative body velocity.
+
+        Why it matters: it is the airframe's self-braking, and it differs several-fold between
+        classes (Crazyflie 1.97/s, a 5-inch quad 0.45/s), so a policy that reads velocity from
+        the accelerometer must be told it (``drag_velocity`` input)."""
+        hover_rpm = math.sqrt(self.weight_n / 4.0 / self.kf_n_per_rpm2)
+        cx, cy, _ = self.rotor_drag_n_per_rpm_mps
+        return (4.0 * cx * hover_rpm / self.mass_kg, 4.0 * cy * hover_rpm / self.mass_kg)
+
+    @property
     def rotor_positions_flu(self) -> np.ndarray:
         """(4, 3) rotor hub positions in the body frame, contract motor order."""
         xy = MOTOR_DIRECTIONS_FLU * self.arm_m

@@ -33,7 +33,8 @@ def test_ctbr_env_passes_check_env():
 def test_observation_is_a_dict_of_named_arrays():
     env = HoverEnv()
     obs, info = env.reset(seed=1)
-    assert set(obs) == {"imu", "odom", "goal", "last_action", "error_integral", "hover_thrust", "hover_thrust_config"}
+    assert set(obs) == {"imu", "odom", "goal", "last_action", "error_integral", "hover_thrust", "hover_thrust_config",
+                        "drag_per_mass_config"}
     assert obs["imu"].shape == (6,) and obs["odom"].shape == (13,) and obs["goal"].shape == (4,)
     assert np.allclose(obs["odom"][3:7] @ obs["odom"][3:7], 1.0, atol=1e-5)  # unit quaternion
     assert np.allclose(obs["goal"], [0, 0, 2, 0])

@@ -145,6 +145,36 @@ def imu_accel(obs) -> np.ndarray:
     return imu[..., 3:6]
 
 
+# |drag_velocity| is clipped here (m/s): beyond it the linear drag model says nothing, and a
+# push or a crash spike divided by a small drag per mass would be a large, meaningless input
+DRAG_VELOCITY_LIMIT_MPS = 6.0
+DRAG_PER_MASS_CONFIG = "drag_per_mass_config"
+
+
+@register_feature("drag_velocity", dim=2, requires=("imu",))
+def drag_velocity(obs) -> np.ndarray:
+    """The air-relative horizontal body velocity (x, y, m/s) the accelerometer implies through
+    rotor drag: ``-f_xy / d``, with ``d`` the vehicle's configured drag per mass at hover
+    (``drag_per_mass_config``, 1/s, :attr:`~lnn_drone.vehicle.VehicleSpec.hover_drag_per_mass`
+    of its vehicle file, supplied by :class:`~lnn_drone.policy.policy.Policy` and by the env).
+
+    Why: a camera policy without odometry senses its velocity through rotor drag (thrust is
+    along body z, so the horizontal specific force is drag alone). Raw, that reading scales with
+    the airframe's drag per mass, which differs 4.4-fold between the Crazyflie and a 5-inch quad;
+    divided by it, the same velocity reads the same on both. Clipped to
+    ±:data:`DRAG_VELOCITY_LIMIT_MPS`."""
+    imu = np.asarray(obs["imu"], dtype=np.float64)
+    if imu.shape[-1] != 6:
+        raise ValueError(f"drag_velocity needs imu (..., 6), got {imu.shape}")
+    if DRAG_PER_MASS_CONFIG not in obs:
+        raise ValueError("drag_velocity needs drag_per_mass_config, supplied by Policy (its vehicle) or the env; "
+                         "it is missing here")
+    d = np.asarray(obs[DRAG_PER_MASS_CONFIG], dtype=np.float64)
+    if d.shape[-1] != 2 or not np.all(d > 0.0):  # also refuses NaN
+        raise ValueError(f"drag_per_mass_config must be 2 positive numbers (1/s), got {np.ravel(d)[:4].tolist()}")
+    return np.clip(-imu[..., 3:5] / d, -DRAG_VELOCITY_LIMIT_MPS, DRAG_VELOCITY_LIMIT_MPS)
+
+
 @register_feature("goal_error_integral", dim=3, requires=("odom", "goal"))
 def goal_error_integral(obs) -> np.ndarray:
     """∫(p_goal - p) dt in the body frame (m·s): the integral action a hover policy needs against

@@ -22,6 +22,7 @@ LAST_ACTION = "last_action"  # the model's own previous command, fed back by :cl
 ERROR_INTEGRAL = "error_integral"  # ∫(p - p_goal) dt, kept by :class:`Policy` for models that read it
 HOVER_THRUST_CONFIG = "hover_thrust_config"  # the vehicle's configured hover collective (Policy's hover_thrust_config)
 HOVER_THRUST = "hover_thrust"  # estimated hover collective, kept by :class:`Policy` for models that read it
+DRAG_PER_MASS_CONFIG = "drag_per_mass_config"  # the vehicle's rotor drag per mass at hover (Policy's drag_per_mass_config)
 
 __all__ = ["Policy"]
 
@@ -37,7 +38,8 @@ class Policy:
     """
 
     def __init__(self, model: LoadedModel | str | os.PathLike, available_observations: Iterable[str] | None = None,
-                 record: bool = False, hover_thrust_config: float | None = None) -> None:
+                 record: bool = False, hover_thrust_config: float | None = None,
+                 drag_per_mass_config: Iterable[float] | None = None) -> None:
         self.model = model if isinstance(model, LoadedModel) else load_model(model)
         if available_observations is not None:
             check_inputs(self.model, available_observations)
@@ -52,6 +54,15 @@ class Policy:
             if not 0.0 < h < 1.0:
                 raise ValueError(f"hover_thrust_config must be in (0, 1) (1 / thrust-to-weight), got {hover_thrust_config!r}")
             self._hover_config = np.array([h])
+        # the vehicle's rotor drag per mass at hover (body x, y; 1/s), for models that read
+        # ``drag_velocity``: likewise a deployment constant, used unless the observation has one
+        self._drag_config = None
+        if drag_per_mass_config is not None:
+            d = np.asarray(list(drag_per_mass_config), dtype=np.float64)
+            if d.shape != (2,) or not np.all(np.isfinite(d) & (d > 0.0)):
+                raise ValueError(f"drag_per_mass_config must be 2 positive finite numbers (1/s, body x and y), "
+                                 f"got {drag_per_mass_config!r}")
+            self._drag_config = d
         self._image = cfg.image_input
         # a model may read its own previous command (``last_action``): the policy supplies it
         # unless the caller does, so every runtime feeds it back identically (zeros after reset)
@@ -64,8 +75,9 @@ class Policy:
 
     @classmethod
     def load(cls, path: str | os.PathLike, available_observations: Iterable[str] | None = None, record: bool = False,
-             hover_thrust_config: float | None = None) -> "Policy":
-        return cls(load_model(path), available_observations, record, hover_thrust_config)
+             hover_thrust_config: float | None = None,
+             drag_per_mass_config: Iterable[float] | None = None) -> "Policy":
+        return cls(load_model(path), available_observations, record, hover_thrust_config, drag_per_mass_config)
 
     # -- what the model declares -------------------------------------------------------------
     @property
@@ -137,6 +149,8 @@ class Policy:
             observation = {**observation, HOVER_THRUST: self._estimate_hover_thrust(observation, float(dt))}
         if self._hover_config is not None and HOVER_THRUST_CONFIG not in observation:
             observation = {**observation, HOVER_THRUST_CONFIG: self._hover_config}
+        if self._drag_config is not None and DRAG_PER_MASS_CONFIG not in observation:
+            observation = {**observation, DRAG_PER_MASS_CONFIG: self._drag_config}
         for name, shape, view in self._vector:
             extract(name, observation, shape, out=view)
         if self._image is not None:

@@ -59,8 +59,10 @@ def build_controller(cfg: PolicyNodeConfig):
     path = cfg.model or default_model_path()
     if not os.path.exists(path):
         raise FileNotFoundError(f"model file {path!r} does not exist (set the 'model' parameter)")
-    # the vehicle's configured hover thrust: for models whose collective is relative to it
-    policy = Policy.load(path, record=False, hover_thrust_config=vehicle.hover_command)
+    # the vehicle's configured hover thrust and drag per mass: for models whose collective is
+    # relative to the one, or that read their velocity through the other (``drag_velocity``)
+    policy = Policy.load(path, record=False, hover_thrust_config=vehicle.hover_command,
+                         drag_per_mass_config=vehicle.hover_drag_per_mass)
     img = policy.model.config.image_input
     return PolicyController(policy, img.shape if img is not None else None), vehicle
 

@@ -97,6 +97,10 @@ class QuadrotorEnv(gym.Env):
             # the hover collective the vehicle file states (1 / thrust_to_weight of the nominal,
             # unrandomized vehicle): what a flight controller is configured with, not the truth
             "hover_thrust_config": spaces.Box(0.0, 1.0, (1,), np.float32),
+            # the rotor drag per mass at hover its vehicle file states (1/s, body x and y) for the
+            # episode's drag coefficients but the nominal mass and thrust: the airframe class is
+            # known to whoever configures the vehicle, its exact mass and thrust are not
+            "drag_per_mass_config": spaces.Box(0.0, np.inf, (2,), np.float32),
         }
         cam = self.sim_config.camera
         if cam.enabled:
@@ -116,6 +120,7 @@ class QuadrotorEnv(gym.Env):
         self._floor_z = self.sim.body_half_height + self.task.ground_clearance_m
         self._max_dist = self.task.max_distance_m
         self.variation = EpisodeVariation(self.nominal_vehicle)
+        self._drag_config = np.array(self.nominal_vehicle.hover_drag_per_mass, dtype=np.float32)
         self._rate_loop: RateController | None = None
         self._mixer: Mixer | None = None
         self._steps = 0
@@ -133,6 +138,8 @@ class QuadrotorEnv(gym.Env):
         rng = self.np_random
         self.variation = options.get("variation") or sample_variation(self.nominal_vehicle, self.randomization, rng)
         apply_variation(self.sim, self.variation)
+        configured = self.nominal_vehicle.replace(rotor_drag_n_per_rpm_mps=self.variation.vehicle.rotor_drag_n_per_rpm_mps)
+        self._drag_config = np.array(configured.hover_drag_per_mass, dtype=np.float32)
         if "goal" in options:
             goal = np.asarray(options["goal"], dtype=float)
             if goal.shape != (4,) or not np.isfinite(goal).all():
@@ -227,6 +234,7 @@ class QuadrotorEnv(gym.Env):
         obs["hover_thrust"] = np.array([self._hover_estimator.update_one(imu.accel[2], collective, v_z, self.control_dt)],
                                        dtype=np.float32)
         obs["hover_thrust_config"] = np.array([self.nominal_vehicle.hover_command], dtype=np.float32)
+        obs["drag_per_mass_config"] = self._drag_config.copy()
         return self._with_image(obs)
 
     @property
