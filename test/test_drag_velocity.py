@@ -6,9 +6,12 @@ scales with the airframe's drag per mass, 4.4 times smaller on the 250 mm vehicl
 Crazyflie. Divided by the vehicle file's drag per mass (a deployment constant, like the hover
 thrust), the same velocity reads the same on both. These tests fly the real simulator.
 """
+from importlib import resources
+
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from lnn_drone.config import RandomizationConfig, SimConfig
 from lnn_drone.policy import Policy
@@ -111,6 +114,13 @@ def test_policy_node_builds_the_policy_with_its_vehicles_drag(tmp_path):
     controller, vehicle = build_controller(PolicyNodeConfig(model=str(path), vehicle="quad250"))
     assert vehicle.name == "quad250"
     np.testing.assert_allclose(controller.policy._drag_config, vehicle.hover_drag_per_mass)
+    dragless = tmp_path / "dragless.yaml"
+    dragless.write_text(yaml.safe_dump({**yaml.safe_load((resources.files("lnn_drone") / "vehicles" / "quad250.yaml")
+                                                          .read_text()), "rotor_drag_n_per_rpm_mps": [0.0, 0.0, 0.0]}))
+    with pytest.raises(ValueError, match="no rotor drag"):
+        build_controller(PolicyNodeConfig(model=str(path), vehicle=str(dragless)))
+    hover = build_controller(PolicyNodeConfig(model="", vehicle=str(dragless)))[0]  # a model that does not read it flies
+    assert hover.policy._drag_config is None
 
 
 def test_env_observes_the_episodes_drag_class_with_the_nominal_mass():

@@ -61,8 +61,12 @@ def build_controller(cfg: PolicyNodeConfig):
         raise FileNotFoundError(f"model file {path!r} does not exist (set the 'model' parameter)")
     # the vehicle's configured hover thrust and drag per mass: for models whose collective is
     # relative to the one, or that read their velocity through the other (``drag_velocity``)
+    drag = vehicle.hover_drag_per_mass
     policy = Policy.load(path, record=False, hover_thrust_config=vehicle.hover_command,
-                         drag_per_mass_config=vehicle.hover_drag_per_mass)
+                         drag_per_mass_config=drag if min(drag) > 0.0 else None)
+    if "drag_velocity" in policy.model.input_names and not min(drag) > 0.0:
+        raise ValueError(f"model {path!r} reads drag_velocity, but vehicle {vehicle.name!r} has no rotor drag "
+                         "(rotor_drag_n_per_rpm_mps) to read a velocity through")
     img = policy.model.config.image_input
     return PolicyController(policy, img.shape if img is not None else None), vehicle
 
