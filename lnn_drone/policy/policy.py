@@ -11,6 +11,7 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
+from .drone_features import DRAG_PER_MASS_CONFIG  # the vehicle's rotor drag per mass (Policy's drag_per_mass_config)
 from .error_integral import ErrorIntegrator
 from .features import FeatureError, extract, required_observations
 from .hover_thrust import HoverThrustEstimator, body_z_velocity, collective_of
@@ -22,7 +23,6 @@ LAST_ACTION = "last_action"  # the model's own previous command, fed back by :cl
 ERROR_INTEGRAL = "error_integral"  # ∫(p - p_goal) dt, kept by :class:`Policy` for models that read it
 HOVER_THRUST_CONFIG = "hover_thrust_config"  # the vehicle's configured hover collective (Policy's hover_thrust_config)
 HOVER_THRUST = "hover_thrust"  # estimated hover collective, kept by :class:`Policy` for models that read it
-DRAG_PER_MASS_CONFIG = "drag_per_mass_config"  # the vehicle's rotor drag per mass at hover (Policy's drag_per_mass_config)
 
 __all__ = ["Policy"]
 

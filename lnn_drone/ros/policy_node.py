@@ -62,9 +62,10 @@ def build_controller(cfg: PolicyNodeConfig):
     # the vehicle's configured hover thrust and drag per mass: for models whose collective is
     # relative to the one, or that read their velocity through the other (``drag_velocity``)
     drag = vehicle.hover_drag_per_mass
+    has_drag = min(drag) > 0.0
     policy = Policy.load(path, record=False, hover_thrust_config=vehicle.hover_command,
-                         drag_per_mass_config=drag if min(drag) > 0.0 else None)
-    if "drag_velocity" in policy.model.input_names and not min(drag) > 0.0:
+                         drag_per_mass_config=drag if has_drag else None)
+    if not has_drag and "drag_velocity" in policy.model.input_names:
         raise ValueError(f"model {path!r} reads drag_velocity, but vehicle {vehicle.name!r} has no rotor drag "
                          "(rotor_drag_n_per_rpm_mps) to read a velocity through")
     img = policy.model.config.image_input
