@@ -175,6 +175,18 @@ def drag_velocity(obs) -> np.ndarray:
     return np.clip(-imu[..., 3:5] / d, -DRAG_VELOCITY_LIMIT_MPS, DRAG_VELOCITY_LIMIT_MPS)
 
 
+@register_feature("climb_rate", dim=1, requires=("imu", "attitude"))
+def climb_rate(obs) -> np.ndarray:
+    """The high-passed vertical velocity (m/s, up positive) the IMU alone tells: a leaky integral
+    of ``f · u - g`` (see :mod:`lnn_drone.policy.climb_rate`), kept by the env in training and by
+    :class:`~lnn_drone.policy.policy.Policy` on the drone. A camera policy reads it to damp its
+    height where the airframe's own drag does not."""
+    if "climb_rate" not in obs:
+        raise ValueError("climb_rate is supplied by Policy.step (or the env); it is missing here")
+    v = np.asarray(obs["climb_rate"], dtype=np.float64)
+    return v.reshape(*v.shape[:-1], 1) if v.ndim and v.shape[-1] == 1 else v[..., None]
+
+
 @register_feature("goal_error_integral", dim=3, requires=("odom", "goal"))
 def goal_error_integral(obs) -> np.ndarray:
     """∫(p_goal - p) dt in the body frame (m·s): the integral action a hover policy needs against

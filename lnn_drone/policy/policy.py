@@ -11,7 +11,9 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
+from .climb_rate import ClimbRateEstimator
 from .drone_features import DRAG_PER_MASS_CONFIG  # the vehicle's rotor drag per mass (Policy's drag_per_mass_config)
+from .drone_features import gravity_body
 from .error_integral import ErrorIntegrator
 from .features import FeatureError, extract, required_observations
 from .hover_thrust import HoverThrustEstimator, body_z_velocity, collective_of
@@ -23,6 +25,7 @@ LAST_ACTION = "last_action"  # the model's own previous command, fed back by :cl
 ERROR_INTEGRAL = "error_integral"  # ∫(p - p_goal) dt, kept by :class:`Policy` for models that read it
 HOVER_THRUST_CONFIG = "hover_thrust_config"  # the vehicle's configured hover collective (Policy's hover_thrust_config)
 HOVER_THRUST = "hover_thrust"  # estimated hover collective, kept by :class:`Policy` for models that read it
+CLIMB_RATE = "climb_rate"  # high-passed vertical velocity from the IMU, kept by :class:`Policy` for models that read it
 
 __all__ = ["Policy"]
 
@@ -72,6 +75,8 @@ class Policy:
         self._integrator = ErrorIntegrator(1) if "goal_error_integral" in self.model.input_names else None
         # and the hover-thrust estimate (accelerometer, odometry velocity, own commands): same class as the envs
         self._hover_estimator = HoverThrustEstimator(1) if HOVER_THRUST in self.model.input_names else None
+        # and the climb rate (accelerometer and attitude): same class as the visual env
+        self._climb = ClimbRateEstimator(1) if CLIMB_RATE in self.model.input_names else None
 
     @classmethod
     def load(cls, path: str | os.PathLike, available_observations: Iterable[str] | None = None, record: bool = False,
@@ -109,6 +114,8 @@ class Policy:
             self._integrator.reset()
         if self._hover_estimator is not None:
             self._hover_estimator.reset()
+        if self._climb is not None:
+            self._climb.reset()
 
     @property
     def state(self) -> np.ndarray:
@@ -132,6 +139,19 @@ class Policy:
         collective = collective_of(a.tolist() if isinstance(a, np.ndarray) else list(a), self.action_mode)
         return np.array([self._hover_estimator.update_one(float(imu[5]), collective, body_z_velocity(odom), dt)])
 
+    def _estimate_climb_rate(self, observation: Mapping[str, np.ndarray], dt: float) -> np.ndarray:
+        """Advance the climb-rate integral with this tick's accelerometer and attitude."""
+        if "imu" not in observation or "attitude" not in observation:
+            raise FeatureError(f"input 'climb_rate' needs observation keys imu and attitude; got {sorted(observation)}")
+        imu = np.asarray(observation["imu"], dtype=np.float64).reshape(-1)
+        if imu.shape != (6,):
+            raise FeatureError(f"input 'climb_rate' needs imu (6,), got {imu.shape}")
+        try:
+            up = gravity_body(observation)
+        except ValueError as exc:
+            raise FeatureError(f"input 'climb_rate': {exc}") from exc
+        return self._climb.update(imu[3:6], up, dt).copy()
+
     def step(self, observation: Mapping[str, np.ndarray], dt: float) -> np.ndarray:
         if not isinstance(dt, (int, float, np.floating, np.integer)) or not math.isfinite(dt) or dt < 0:
             raise ValueError(f"dt must be a finite number of seconds >= 0, got {dt!r}")
@@ -147,6 +167,8 @@ class Policy:
             observation = {**observation, ERROR_INTEGRAL: value[0]}
         if self._hover_estimator is not None and HOVER_THRUST not in observation:
             observation = {**observation, HOVER_THRUST: self._estimate_hover_thrust(observation, float(dt))}
+        if self._climb is not None and CLIMB_RATE not in observation:
+            observation = {**observation, CLIMB_RATE: self._estimate_climb_rate(observation, float(dt))}
         if self._hover_config is not None and HOVER_THRUST_CONFIG not in observation:
             observation = {**observation, HOVER_THRUST_CONFIG: self._hover_config}
         if self._drag_config is not None and DRAG_PER_MASS_CONFIG not in observation:

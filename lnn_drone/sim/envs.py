@@ -20,6 +20,8 @@ from gymnasium import spaces
 from ..config import RandomizationConfig, SimConfig, validate
 from ..control.mixer import Mixer
 from ..control.rate import RateController
+from ..policy.climb_rate import ClimbRateEstimator
+from ..policy.drone_features import gravity_body
 from ..policy.error_integral import ErrorIntegrator
 from ..policy.hover_thrust import HoverThrustEstimator, body_z_velocity, collective_of
 from ..state import DroneState
@@ -297,8 +299,12 @@ class VisualTargetEnv(QuadrotorEnv):
         cfg = copy.deepcopy(sim_config) if sim_config else SimConfig()
         cfg.camera.enabled = True
         super().__init__(cfg, task or VisualTaskConfig(), **kwargs)
+        # climb_rate: the high-passed vertical velocity from the accelerometer and this attitude,
+        # kept exactly as the onboard Policy keeps it (``policy.climb_rate``)
         self.observation_space = spaces.Dict({**self.observation_space.spaces,
-                                              "attitude": spaces.Box(-1.0, 1.0, (4,), np.float32)})
+                                              "attitude": spaces.Box(-1.0, 1.0, (4,), np.float32),
+                                              "climb_rate": spaces.Box(-np.inf, np.inf, (1,), np.float32)})
+        self._climb = ClimbRateEstimator(1)
         self.scene = Scene(self.sim.client, self.sim.plane_id)
         self.target_position = np.zeros(3)
         self.target_velocity = np.zeros(3)
@@ -306,6 +312,8 @@ class VisualTargetEnv(QuadrotorEnv):
     def _observation(self) -> dict:
         obs = super()._observation()
         obs["attitude"] = np.array(self.sim._quat, dtype=np.float32)
+        up = gravity_body(obs)   # the same attitude-to-up the policy's gravity_body input reads
+        obs["climb_rate"] = self._climb.update(self.sim.imu.accel, up, self.control_dt).astype(np.float32)
         return obs
 
     def _sample_goal(self, rng):
@@ -338,6 +346,7 @@ class VisualTargetEnv(QuadrotorEnv):
 
     def _after_reset(self, rng):
         t: VisualTaskConfig = self.task  # type: ignore[assignment]
+        self._climb.reset()
         radius = rng.uniform(*t.target_radius_m)
         jitter = t.scene.target_color_jitter
         rgba = tuple(float(np.clip(c + rng.uniform(-jitter, jitter), 0, 1)) for c in t.target_rgba[:3]) + (1.0,)
