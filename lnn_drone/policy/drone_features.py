@@ -187,6 +187,17 @@ def climb_rate(obs) -> np.ndarray:
     return v.reshape(*v.shape[:-1], 1) if v.ndim and v.shape[-1] == 1 else v[..., None]
 
 
+@register_feature("inertial_velocity", dim=3, requires=("imu", "attitude"))
+def inertial_velocity(obs) -> np.ndarray:
+    """The high-passed velocity (m/s) in the heading frame (x: the nose's horizontal direction, z:
+    up) that the IMU tells by integrating its acceleration (see
+    :mod:`lnn_drone.policy.inertial_velocity`), kept by the env in training and by
+    :class:`~lnn_drone.policy.policy.Policy` on the drone."""
+    if "inertial_velocity" not in obs:
+        raise ValueError("inertial_velocity is supplied by Policy.step (or the env); it is missing here")
+    return np.asarray(obs["inertial_velocity"], dtype=np.float64)
+
+
 @register_feature("goal_error_integral", dim=3, requires=("odom", "goal"))
 def goal_error_integral(obs) -> np.ndarray:
     """∫(p_goal - p) dt in the body frame (m·s): the integral action a hover policy needs against

@@ -17,6 +17,7 @@ from .drone_features import gravity_body
 from .error_integral import ErrorIntegrator
 from .features import FeatureError, extract, required_observations
 from .hover_thrust import HoverThrustEstimator, body_z_velocity, collective_of
+from .inertial_velocity import InertialVelocityEstimator
 from .model_file import LoadedModel, check_inputs, load_model
 from .runtime_numpy import NumpyRuntime
 from .spec import ActionSpec, InputSpec
@@ -26,6 +27,7 @@ ERROR_INTEGRAL = "error_integral"  # ∫(p - p_goal) dt, kept by :class:`Policy`
 HOVER_THRUST_CONFIG = "hover_thrust_config"  # the vehicle's configured hover collective (Policy's hover_thrust_config)
 HOVER_THRUST = "hover_thrust"  # estimated hover collective, kept by :class:`Policy` for models that read it
 CLIMB_RATE = "climb_rate"  # high-passed vertical velocity from the IMU, kept by :class:`Policy` for models that read it
+INERTIAL_VELOCITY = "inertial_velocity"  # the same in 3 axes of the heading frame, likewise
 
 __all__ = ["Policy"]
 
@@ -77,6 +79,7 @@ class Policy:
         self._hover_estimator = HoverThrustEstimator(1) if HOVER_THRUST in self.model.input_names else None
         # and the climb rate (accelerometer and attitude): same class as the visual env
         self._climb = ClimbRateEstimator(1) if CLIMB_RATE in self.model.input_names else None
+        self._inertial = InertialVelocityEstimator(1) if INERTIAL_VELOCITY in self.model.input_names else None
 
     @classmethod
     def load(cls, path: str | os.PathLike, available_observations: Iterable[str] | None = None, record: bool = False,
@@ -116,6 +119,8 @@ class Policy:
             self._hover_estimator.reset()
         if self._climb is not None:
             self._climb.reset()
+        if self._inertial is not None:
+            self._inertial.reset()
 
     @property
     def state(self) -> np.ndarray:
@@ -139,18 +144,27 @@ class Policy:
         collective = collective_of(a.tolist() if isinstance(a, np.ndarray) else list(a), self.action_mode)
         return np.array([self._hover_estimator.update_one(float(imu[5]), collective, body_z_velocity(odom), dt)])
 
-    def _estimate_climb_rate(self, observation: Mapping[str, np.ndarray], dt: float) -> np.ndarray:
-        """Advance the climb-rate integral with this tick's accelerometer and attitude."""
+    def _imu_and_up(self, observation: Mapping[str, np.ndarray], name: str) -> tuple[np.ndarray, np.ndarray]:
+        """This tick's IMU sample (6,) and world up in the body frame (3,), for input ``name``."""
         if "imu" not in observation or "attitude" not in observation:
-            raise FeatureError(f"input 'climb_rate' needs observation keys imu and attitude; got {sorted(observation)}")
+            raise FeatureError(f"input {name!r} needs observation keys imu and attitude; got {sorted(observation)}")
         imu = np.asarray(observation["imu"], dtype=np.float64).reshape(-1)
         if imu.shape != (6,):
-            raise FeatureError(f"input 'climb_rate' needs imu (6,), got {imu.shape}")
+            raise FeatureError(f"input {name!r} needs imu (6,), got {imu.shape}")
         try:
-            up = gravity_body(observation)
+            return imu, gravity_body(observation)
         except ValueError as exc:
-            raise FeatureError(f"input 'climb_rate': {exc}") from exc
+            raise FeatureError(f"input {name!r}: {exc}") from exc
+
+    def _estimate_climb_rate(self, observation: Mapping[str, np.ndarray], dt: float) -> np.ndarray:
+        """Advance the climb-rate integral with this tick's accelerometer and attitude."""
+        imu, up = self._imu_and_up(observation, CLIMB_RATE)
         return self._climb.update(imu[3:6], up, dt).copy()
+
+    def _estimate_inertial_velocity(self, observation: Mapping[str, np.ndarray], dt: float) -> np.ndarray:
+        """Advance the heading-frame velocity integral with this tick's IMU and attitude."""
+        imu, up = self._imu_and_up(observation, INERTIAL_VELOCITY)
+        return self._inertial.update(imu, up, dt)[0].copy()
 
     def step(self, observation: Mapping[str, np.ndarray], dt: float) -> np.ndarray:
         if not isinstance(dt, (int, float, np.floating, np.integer)) or not math.isfinite(dt) or dt < 0:
@@ -169,6 +183,8 @@ class Policy:
             observation = {**observation, HOVER_THRUST: self._estimate_hover_thrust(observation, float(dt))}
         if self._climb is not None and CLIMB_RATE not in observation:
             observation = {**observation, CLIMB_RATE: self._estimate_climb_rate(observation, float(dt))}
+        if self._inertial is not None and INERTIAL_VELOCITY not in observation:
+            observation = {**observation, INERTIAL_VELOCITY: self._estimate_inertial_velocity(observation, float(dt))}
         if self._hover_config is not None and HOVER_THRUST_CONFIG not in observation:
             observation = {**observation, HOVER_THRUST_CONFIG: self._hover_config}
         if self._drag_config is not None and DRAG_PER_MASS_CONFIG not in observation:

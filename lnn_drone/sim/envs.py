@@ -23,6 +23,7 @@ from ..control.rate import RateController
 from ..policy.climb_rate import ClimbRateEstimator
 from ..policy.drone_features import gravity_body
 from ..policy.error_integral import ErrorIntegrator
+from ..policy.inertial_velocity import InertialVelocityEstimator
 from ..policy.hover_thrust import HoverThrustEstimator, body_z_velocity, collective_of
 from ..state import DroneState
 from ..vehicle import VehicleSpec, load_vehicle
@@ -303,8 +304,10 @@ class VisualTargetEnv(QuadrotorEnv):
         # kept exactly as the onboard Policy keeps it (``policy.climb_rate``)
         self.observation_space = spaces.Dict({**self.observation_space.spaces,
                                               "attitude": spaces.Box(-1.0, 1.0, (4,), np.float32),
-                                              "climb_rate": spaces.Box(-np.inf, np.inf, (1,), np.float32)})
+                                              "climb_rate": spaces.Box(-np.inf, np.inf, (1,), np.float32),
+                                              "inertial_velocity": spaces.Box(-np.inf, np.inf, (3,), np.float32)})
         self._climb = ClimbRateEstimator(1)
+        self._inertial = InertialVelocityEstimator(1)   # likewise (``policy.inertial_velocity``)
         self.scene = Scene(self.sim.client, self.sim.plane_id)
         self.target_position = np.zeros(3)
         self.target_velocity = np.zeros(3)
@@ -314,6 +317,7 @@ class VisualTargetEnv(QuadrotorEnv):
         obs["attitude"] = np.array(self.sim._quat, dtype=np.float32)
         up = gravity_body(obs)   # the same attitude-to-up the policy's gravity_body input reads
         obs["climb_rate"] = self._climb.update(self.sim.imu.accel, up, self.control_dt).astype(np.float32)
+        obs["inertial_velocity"] = self._inertial.update(obs["imu"], up, self.control_dt)[0].astype(np.float32)
         return obs
 
     def _sample_goal(self, rng):
@@ -347,6 +351,7 @@ class VisualTargetEnv(QuadrotorEnv):
     def _after_reset(self, rng):
         t: VisualTaskConfig = self.task  # type: ignore[assignment]
         self._climb.reset()
+        self._inertial.reset()
         radius = rng.uniform(*t.target_radius_m)
         jitter = t.scene.target_color_jitter
         rgba = tuple(float(np.clip(c + rng.uniform(-jitter, jitter), 0, 1)) for c in t.target_rgba[:3]) + (1.0,)
