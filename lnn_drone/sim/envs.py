@@ -23,8 +23,8 @@ from ..control.rate import RateController
 from ..policy.climb_rate import ClimbRateEstimator
 from ..policy.drone_features import gravity_body
 from ..policy.error_integral import ErrorIntegrator
-from ..policy.inertial_velocity import InertialVelocityEstimator
 from ..policy.hover_thrust import HoverThrustEstimator, body_z_velocity, collective_of
+from ..policy.inertial_velocity import InertialVelocityEstimator
 from ..state import DroneState
 from ..vehicle import VehicleSpec, load_vehicle
 from .initial_states import Tier, get_tier, sample_initial_state
@@ -300,14 +300,15 @@ class VisualTargetEnv(QuadrotorEnv):
         cfg = copy.deepcopy(sim_config) if sim_config else SimConfig()
         cfg.camera.enabled = True
         super().__init__(cfg, task or VisualTaskConfig(), **kwargs)
-        # climb_rate: the high-passed vertical velocity from the accelerometer and this attitude,
-        # kept exactly as the onboard Policy keeps it (``policy.climb_rate``)
+        # climb_rate and inertial_velocity: high-passed velocities integrated from the IMU and this
+        # attitude, kept exactly as the onboard Policy keeps them (``policy.climb_rate``,
+        # ``policy.inertial_velocity``)
         self.observation_space = spaces.Dict({**self.observation_space.spaces,
                                               "attitude": spaces.Box(-1.0, 1.0, (4,), np.float32),
                                               "climb_rate": spaces.Box(-np.inf, np.inf, (1,), np.float32),
                                               "inertial_velocity": spaces.Box(-np.inf, np.inf, (3,), np.float32)})
         self._climb = ClimbRateEstimator(1)
-        self._inertial = InertialVelocityEstimator(1)   # likewise (``policy.inertial_velocity``)
+        self._inertial = InertialVelocityEstimator(1)
         self.scene = Scene(self.sim.client, self.sim.plane_id)
         self.target_position = np.zeros(3)
         self.target_velocity = np.zeros(3)
