@@ -163,7 +163,9 @@ class RosHarness:
         return found[0] if self.spin_until(pred, timeout) else None
 
     # ------------------------------------------------------------------ parameters, lifecycle
-    def set_parameters(self, node_name: str, values: dict, timeout: float = 30.0):
+    # The timeouts below are hang guards, not speed limits: a first transition imports the policy
+    # stack, which took over 30 s on a 2-core machine that was also training two models.
+    def set_parameters(self, node_name: str, values: dict, timeout: float = 120.0):
         from rcl_interfaces.srv import SetParameters
         from rclpy.parameter import Parameter
 
@@ -175,7 +177,7 @@ class RosHarness:
         self.node.destroy_client(client)
         return fut.result().results
 
-    def get_parameters(self, node_name: str, names: list[str], timeout: float = 30.0) -> list:
+    def get_parameters(self, node_name: str, names: list[str], timeout: float = 120.0) -> list:
         from rcl_interfaces.srv import GetParameters
         from rclpy.parameter import parameter_value_to_python
 
@@ -186,7 +188,7 @@ class RosHarness:
         self.node.destroy_client(client)
         return [parameter_value_to_python(v) for v in fut.result().values]
 
-    def lifecycle(self, node_name: str, transition: str, timeout: float = 30.0) -> bool:
+    def lifecycle(self, node_name: str, transition: str, timeout: float = 120.0) -> bool:
         from lifecycle_msgs.msg import Transition
         from lifecycle_msgs.srv import ChangeState
 
