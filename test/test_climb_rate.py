@@ -10,17 +10,13 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from lnn_drone.frames import GRAVITY
 from lnn_drone.policy import Policy
 from lnn_drone.policy.climb_rate import LEAK_TIME_S, LIMIT_MPS, ClimbRateEstimator
-from lnn_drone.policy.config import NetworkConfig
 from lnn_drone.policy.drone_features import climb_rate
 from lnn_drone.policy.features import FeatureError
-from lnn_drone.policy.model_file import load_model, save_network
-from lnn_drone.policy.network import build_policy_network
-from lnn_drone.policy.spec import ActionSpec, InputSpec
+from lnn_drone.policy.spec import InputSpec
 
 LEVEL = np.array([0.0, 0.0, 1.0])
 
@@ -78,27 +74,17 @@ def test_feature_reads_the_supplied_value_and_refuses_its_absence():
 
 
 @pytest.mark.parametrize("vehicle", ["crazyflie2", "quad250"])
-def test_climb_rate_follows_the_vertical_velocity_in_flight(vehicle):
+def test_climb_rate_follows_the_vertical_velocity_in_flight(vehicle, fly_visual_expert):
     """The expert flies to targets above and below the start (real physics, IMU noise); the
     observation the env computes from the IMU alone follows the true vertical velocity."""
-    from lnn_drone.training.vision import VisualEvalSettings, VisualExpert, make_visual_env
+    est, true = [], []
 
-    env = make_visual_env(VisualEvalSettings(vehicle=vehicle))
-    try:
-        expert = VisualExpert()
-        est, true = [], []
-        for seed in range(100, 104):
-            obs, _ = env.reset(seed=seed)
-            expert.reset([env])
-            for _ in range(240):
-                obs, _, terminated, truncated, _ = env.step(expert.act([obs], [env])[0])
-                assert env.observation_space["climb_rate"].contains(obs["climb_rate"])
-                est.append(float(obs["climb_rate"][0]))
-                true.append(float(env.unwrapped.sim._vel[2]))
-                if terminated or truncated:
-                    break
-    finally:
-        env.close()
+    def record(obs, env):
+        assert env.observation_space["climb_rate"].contains(obs["climb_rate"])
+        est.append(float(obs["climb_rate"][0]))
+        true.append(float(env.unwrapped.sim._vel[2]))
+
+    fly_visual_expert(vehicle, record)
     est, true = np.array(est), np.array(true)
     assert np.ptp(true) > 0.4  # it did climb and sink
     # measured: RMS 0.075 / 0.078 m/s, correlation 0.81 / 0.86 (Crazyflie / quad250); the misses are the slow
@@ -107,21 +93,10 @@ def test_climb_rate_follows_the_vertical_velocity_in_flight(vehicle):
     assert np.corrcoef(est, true)[0, 1] > 0.7
 
 
-def _model(tmp_path):
-    inputs = (InputSpec.vector("climb_rate", 1, std=0.3), InputSpec.vector("imu_accel", 3, mean=[0, 0, 9.81]))
-    net = build_policy_network(NetworkConfig(inputs=inputs, action=ActionSpec("ctbr", max_rate=6.0),
-                                             vector_encoder_units=8), seed=0)
-    with torch.no_grad():
-        g = torch.Generator().manual_seed(0)
-        for p in net.parameters():
-            p.add_(0.2 * torch.randn(p.shape, generator=g))
-    return load_model(save_network(tmp_path / "m.safetensors", net.eval()))
-
-
-def test_policy_keeps_the_same_estimate_as_the_env_and_resets_it(tmp_path):
+def test_policy_keeps_the_same_estimate_as_the_env_and_resets_it(random_ctbr_model):
     """On the drone the observation has no climb_rate: Policy integrates it from imu and attitude
     with the same class, so a policy fed raw IMU messages commands what one fed the env's value does."""
-    model = _model(tmp_path)
+    model = random_ctbr_model((InputSpec.vector("climb_rate", 1, std=0.3), InputSpec.vector("imu_accel", 3, mean=[0, 0, 9.81])))
     onboard, fed = Policy(model), Policy(model)
     reference = ClimbRateEstimator(1)
     rng = np.random.default_rng(0)

@@ -10,20 +10,14 @@ from importlib import resources
 
 import numpy as np
 import pytest
-import torch
 import yaml
 
 from lnn_drone.config import RandomizationConfig, SimConfig
 from lnn_drone.policy import Policy
-from lnn_drone.policy.config import NetworkConfig
 from lnn_drone.policy.drone_features import DRAG_VELOCITY_LIMIT_MPS, drag_velocity, goal_error
 from lnn_drone.policy.features import FeatureError
-from lnn_drone.policy.model_file import load_model, save_network
-from lnn_drone.policy.network import build_policy_network
-from lnn_drone.policy.spec import ActionSpec, InputSpec
+from lnn_drone.policy.spec import InputSpec
 from lnn_drone.vehicle import load_vehicle
-
-CTBR = ActionSpec("ctbr", max_rate=6.0)
 
 
 def test_drag_per_mass_of_the_shipped_vehicles():
@@ -77,18 +71,11 @@ def test_feature_refuses_a_missing_or_bad_configuration_and_clips():
     np.testing.assert_allclose(batch, [[2.0, -1.0], [1.0, -0.5]])
 
 
-def _model(tmp_path):
-    inputs = (InputSpec.vector("drag_velocity", 2, std=0.5), InputSpec.vector("imu_accel", 3, mean=[0, 0, 9.81]))
-    net = build_policy_network(NetworkConfig(inputs=inputs, action=CTBR, vector_encoder_units=8), seed=0)
-    with torch.no_grad():
-        g = torch.Generator().manual_seed(0)
-        for p in net.parameters():
-            p.add_(0.2 * torch.randn(p.shape, generator=g))
-    return load_model(save_network(tmp_path / "m.safetensors", net.eval()))
+DRAG_INPUTS = (InputSpec.vector("drag_velocity", 2, std=0.5), InputSpec.vector("imu_accel", 3, mean=[0, 0, 9.81]))
 
 
-def test_policy_supplies_the_vehicle_files_drag_and_refuses_bad_ones(tmp_path):
-    model = _model(tmp_path)
+def test_policy_supplies_the_vehicle_files_drag_and_refuses_bad_ones(random_ctbr_model):
+    model = random_ctbr_model(DRAG_INPUTS)
     obs = {"imu": np.array([0.0, 0.0, 0.0, -0.5, 0.2, 9.8])}
     q250 = load_vehicle("quad250").hover_drag_per_mass
     given = Policy(model, drag_per_mass_config=q250).step(obs, 1 / 30)
@@ -103,14 +90,14 @@ def test_policy_supplies_the_vehicle_files_drag_and_refuses_bad_ones(tmp_path):
             Policy(model, drag_per_mass_config=bad)
 
 
-def test_policy_node_builds_the_policy_with_its_vehicles_drag(tmp_path):
+def test_policy_node_builds_the_policy_with_its_vehicles_drag(tmp_path, random_ctbr_model):
     """The ROS node's controller factory (no rclpy needed to build it) hands the vehicle file's
     value to the policy, so a drag_velocity model flies on the vehicle the node is configured for."""
     from lnn_drone.ros.node_config import PolicyNodeConfig
     from lnn_drone.ros.policy_node import build_controller
 
     path = tmp_path / "m.safetensors"
-    _model(tmp_path)
+    random_ctbr_model(DRAG_INPUTS)
     controller, vehicle = build_controller(PolicyNodeConfig(model=str(path), vehicle="quad250"))
     assert vehicle.name == "quad250"
     np.testing.assert_allclose(controller.policy._drag_config, vehicle.hover_drag_per_mass)

@@ -9,17 +9,13 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from lnn_drone.frames import GRAVITY
 from lnn_drone.policy import Policy
-from lnn_drone.policy.config import NetworkConfig
 from lnn_drone.policy.drone_features import gravity_body, inertial_velocity
 from lnn_drone.policy.features import FeatureError
 from lnn_drone.policy.inertial_velocity import LIMIT_MPS, InertialVelocityEstimator, heading_frame_axes
-from lnn_drone.policy.model_file import load_model, save_network
-from lnn_drone.policy.network import build_policy_network
-from lnn_drone.policy.spec import ActionSpec, InputSpec
+from lnn_drone.policy.spec import InputSpec
 
 LEVEL = np.array([0.0, 0.0, 1.0])
 NO_LEAK = 1e9
@@ -83,31 +79,21 @@ def test_bad_samples_leave_the_state_and_bad_calls_are_refused():
 
 
 @pytest.mark.parametrize("vehicle", ["crazyflie2", "quad250"])
-def test_inertial_velocity_follows_the_heading_frame_velocity_in_flight(vehicle):
+def test_inertial_velocity_follows_the_heading_frame_velocity_in_flight(vehicle, fly_visual_expert):
     """The expert flies to four targets; the env's observation, from the IMU and the attitude
     alone, follows the true velocity in the heading frame. The leak forgets the slow forward
     approach (a high-pass), so the forward axis is judged by correlation."""
-    from lnn_drone.training.vision import VisualEvalSettings, VisualExpert, make_visual_env
+    est, true = [], []
 
-    env = make_visual_env(VisualEvalSettings(vehicle=vehicle))
-    try:
-        expert = VisualExpert()
-        est, true = [], []
-        for seed in range(100, 104):
-            obs, _ = env.reset(seed=seed)
-            expert.reset([env])
-            for _ in range(240):
-                obs, _, terminated, truncated, _ = env.step(expert.act([obs], [env])[0])
-                b = env.unwrapped
-                r = np.asarray(b.sim.rotation_matrix).reshape(3, 3)
-                yaw = math.atan2(r[1, 0], r[0, 0])
-                v = np.asarray(b.sim._vel)
-                true.append([math.cos(yaw) * v[0] + math.sin(yaw) * v[1], -math.sin(yaw) * v[0] + math.cos(yaw) * v[1], v[2]])
-                est.append(obs["inertial_velocity"].tolist())
-                if terminated or truncated:
-                    break
-    finally:
-        env.close()
+    def record(obs, env):
+        b = env.unwrapped
+        r = np.asarray(b.sim.rotation_matrix).reshape(3, 3)
+        yaw = math.atan2(r[1, 0], r[0, 0])
+        v = np.asarray(b.sim._vel)
+        true.append([math.cos(yaw) * v[0] + math.sin(yaw) * v[1], -math.sin(yaw) * v[0] + math.cos(yaw) * v[1], v[2]])
+        est.append(obs["inertial_velocity"].tolist())
+
+    fly_visual_expert(vehicle, record)
     est, true = np.array(est), np.array(true)
     assert np.ptp(true[:, 0]) > 1.0  # it flew forward
     # measured: correlation 0.91 / 0.93 forward and 0.81 / 0.86 vertical (Crazyflie / quad250)
@@ -115,15 +101,8 @@ def test_inertial_velocity_follows_the_heading_frame_velocity_in_flight(vehicle)
     assert np.corrcoef(est[:, 2], true[:, 2])[0, 1] > 0.7
 
 
-def test_policy_keeps_the_same_estimate_as_the_env(tmp_path):
-    inputs = (InputSpec.vector("inertial_velocity", 3, std=[0.5, 0.5, 0.3]),)
-    net = build_policy_network(NetworkConfig(inputs=inputs, action=ActionSpec("ctbr", max_rate=6.0),
-                                             vector_encoder_units=8), seed=0)
-    with torch.no_grad():
-        g = torch.Generator().manual_seed(0)
-        for p in net.parameters():
-            p.add_(0.2 * torch.randn(p.shape, generator=g))
-    model = load_model(save_network(tmp_path / "m.safetensors", net.eval()))
+def test_policy_keeps_the_same_estimate_as_the_env(random_ctbr_model):
+    model = random_ctbr_model((InputSpec.vector("inertial_velocity", 3, std=[0.5, 0.5, 0.3]),))
     onboard, fed = Policy(model), Policy(model)
     reference = InertialVelocityEstimator(1)
     rng = np.random.default_rng(1)

@@ -27,44 +27,29 @@ The env computes it for training and evaluation (observation ``climb_rate``) and
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ..frames import GRAVITY
+from .batch_integral import LeakyIntegral
 
 LEAK_TIME_S = 3.0   # memory of the integral (s)
 LIMIT_MPS = 5.0     # clip (m/s): beyond it the value is a crash spike, not a climb rate
 
 
-class ClimbRateEstimator:
+class ClimbRateEstimator(LeakyIntegral):
     """High-passed vertical velocity (m/s, up positive) for a batch of ``n`` vehicles."""
 
     def __init__(self, n: int = 1, leak_time_s: float = LEAK_TIME_S):
-        if not (math.isfinite(leak_time_s) and leak_time_s > 0.0):
-            raise ValueError(f"leak_time_s must be a positive number of seconds, got {leak_time_s!r}")
-        self.leak_time_s = float(leak_time_s)
-        self.value = np.zeros(n)
-
-    def reset(self, mask: np.ndarray | None = None) -> None:
-        if mask is None:
-            self.value[:] = 0.0
-        else:
-            self.value[np.asarray(mask, dtype=bool)] = 0.0
+        super().__init__(n, (), leak_time_s)
 
     def update(self, accel: np.ndarray, up_body: np.ndarray, dt: float) -> np.ndarray:
         """Advance by ``dt`` with specific forces (n, 3) and world-up vectors in the body frame
         (n, 3); returns the new (n,) value. A non-finite sample leaves its vehicle's value
         untouched, so one bad IMU message cannot poison the state."""
-        if not (math.isfinite(dt) and dt >= 0.0):
-            raise ValueError(f"dt must be a finite number of seconds >= 0, got {dt!r}")
-        n = self.value.shape[0]
-        accel = np.asarray(accel, dtype=np.float64).reshape(n, -1)
-        up = np.asarray(up_body, dtype=np.float64).reshape(n, -1)
-        if accel.shape[1] != 3 or up.shape[1] != 3:
-            raise ValueError(f"the climb rate needs accel (n, 3) and up_body (n, 3), got {accel.shape} and {up.shape}")
+        keep = self.decay(dt)
+        accel, up = self.rows(accel, 3, "accel"), self.rows(up_body, 3, "up_body")
         ok = np.isfinite(accel).all(1) & np.isfinite(up).all(1)
         a_z = np.where(ok, (np.where(ok[:, None], accel, 0.0) * np.where(ok[:, None], up, 0.0)).sum(1) - GRAVITY, 0.0)
-        new = np.clip(self.value * math.exp(-dt / self.leak_time_s) + a_z * dt, -LIMIT_MPS, LIMIT_MPS)
+        new = np.clip(self.value * keep + a_z * dt, -LIMIT_MPS, LIMIT_MPS)
         self.value = np.where(ok, new, self.value)
         return self.value

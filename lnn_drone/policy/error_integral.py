@@ -18,22 +18,18 @@ import math
 
 import numpy as np
 
+from .batch_integral import BatchIntegral
+
 SPEED_GATE_MPS = 0.3
 ERROR_CLIP_M = 0.5
 LIMIT_M_S = 3.0
 
 
-class ErrorIntegrator:
+class ErrorIntegrator(BatchIntegral):
     """World-frame ∫(p - p_goal) dt for a batch of ``n`` vehicles (``n = 1`` for one policy)."""
 
     def __init__(self, n: int = 1):
-        self.value = np.zeros((n, 3))
-
-    def reset(self, mask: np.ndarray | None = None) -> None:
-        if mask is None:
-            self.value[:] = 0.0
-        else:
-            self.value[np.asarray(mask, dtype=bool)] = 0.0
+        super().__init__(n, (3,))
 
     def update(self, odom: np.ndarray, goal: np.ndarray, dt: float) -> np.ndarray:
         """Advance by ``dt`` with odometry (n, 13) and goals (n, 4); returns the new (n, 3) value.

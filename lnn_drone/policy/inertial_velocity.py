@@ -28,11 +28,10 @@ The env computes it for training and evaluation (observation ``inertial_velocity
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ..frames import GRAVITY
+from .batch_integral import LeakyIntegral
 
 LEAK_TIME_S = 3.0   # memory of the integral (s), as the climb rate's
 LIMIT_MPS = 5.0     # clip per axis (m/s)
@@ -51,32 +50,18 @@ def heading_frame_axes(up_body: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x, np.cross(u, x)
 
 
-class InertialVelocityEstimator:
+class InertialVelocityEstimator(LeakyIntegral):
     """High-passed velocity (m/s) in the heading frame for a batch of ``n`` vehicles."""
 
     def __init__(self, n: int = 1, leak_time_s: float = LEAK_TIME_S):
-        if not (math.isfinite(leak_time_s) and leak_time_s > 0.0):
-            raise ValueError(f"leak_time_s must be a positive number of seconds, got {leak_time_s!r}")
-        self.leak_time_s = float(leak_time_s)
-        self.value = np.zeros((n, 3))
-
-    def reset(self, mask: np.ndarray | None = None) -> None:
-        if mask is None:
-            self.value[:] = 0.0
-        else:
-            self.value[np.asarray(mask, dtype=bool)] = 0.0
+        super().__init__(n, (3,), leak_time_s)
 
     def update(self, imu: np.ndarray, up_body: np.ndarray, dt: float) -> np.ndarray:
         """Advance by ``dt`` with IMU samples (n, 6: gyro rad/s, specific force m/s², body FLU)
         and world up in the body frame (n, 3); returns the new (n, 3) value. A non-finite sample
         leaves its vehicle's value untouched."""
-        if not (math.isfinite(dt) and dt >= 0.0):
-            raise ValueError(f"dt must be a finite number of seconds >= 0, got {dt!r}")
-        n = self.value.shape[0]
-        imu = np.asarray(imu, dtype=np.float64).reshape(n, -1)
-        up = np.asarray(up_body, dtype=np.float64).reshape(n, -1)
-        if imu.shape[1] != 6 or up.shape[1] != 3:
-            raise ValueError(f"the inertial velocity needs imu (n, 6) and up_body (n, 3), got {imu.shape} and {up.shape}")
+        keep = self.decay(dt)
+        imu, up = self.rows(imu, 6, "imu"), self.rows(up_body, 3, "up_body")
         ok = np.isfinite(imu).all(1) & np.isfinite(up).all(1) & (np.linalg.norm(np.nan_to_num(up), axis=1) > 0.5)
         imu = np.where(ok[:, None], imu, 0.0)
         up = np.where(ok[:, None], up, np.array([0.0, 0.0, 1.0]))
@@ -89,6 +74,6 @@ class InertialVelocityEstimator:
         vx, vy = self.value[:, 0], self.value[:, 1]
         # the frame turned by dpsi: the same world velocity reads rotated by -dpsi in it
         rotated = np.stack([c * vx + s * vy, -s * vx + c * vy, self.value[:, 2]], 1)
-        new = np.clip(rotated * math.exp(-dt / self.leak_time_s) + accel * dt, -LIMIT_MPS, LIMIT_MPS)
+        new = np.clip(rotated * keep + accel * dt, -LIMIT_MPS, LIMIT_MPS)
         self.value = np.where(ok[:, None], new, self.value)
         return self.value
