@@ -37,7 +37,7 @@ class LeakyIntegral(BatchIntegral):
     """A :class:`BatchIntegral` that forgets with time constant ``leak_time_s``: the leak bounds
     what an unknown start value or a sensor bias can do to the state."""
 
-    def __init__(self, n: int = 1, shape: tuple[int, ...] = (), leak_time_s: float = 1.0):
+    def __init__(self, leak_time_s: float, n: int = 1, shape: tuple[int, ...] = ()):
         if not (math.isfinite(leak_time_s) and leak_time_s > 0.0):
             raise ValueError(f"leak_time_s must be a positive number of seconds, got {leak_time_s!r}")
         super().__init__(n, shape)

@@ -40,7 +40,7 @@ class ClimbRateEstimator(LeakyIntegral):
     """High-passed vertical velocity (m/s, up positive) for a batch of ``n`` vehicles."""
 
     def __init__(self, n: int = 1, leak_time_s: float = LEAK_TIME_S):
-        super().__init__(n, (), leak_time_s)
+        super().__init__(leak_time_s, n)
 
     def update(self, accel: np.ndarray, up_body: np.ndarray, dt: float) -> np.ndarray:
         """Advance by ``dt`` with specific forces (n, 3) and world-up vectors in the body frame

@@ -54,7 +54,7 @@ class InertialVelocityEstimator(LeakyIntegral):
     """High-passed velocity (m/s) in the heading frame for a batch of ``n`` vehicles."""
 
     def __init__(self, n: int = 1, leak_time_s: float = LEAK_TIME_S):
-        super().__init__(n, (3,), leak_time_s)
+        super().__init__(leak_time_s, n, (3,))
 
     def update(self, imu: np.ndarray, up_body: np.ndarray, dt: float) -> np.ndarray:
         """Advance by ``dt`` with IMU samples (n, 6: gyro rad/s, specific force m/s², body FLU)
