@@ -14,7 +14,7 @@ import pytest
 from lnn_drone.frames import GRAVITY
 from lnn_drone.policy import Policy
 from lnn_drone.policy.climb_rate import LEAK_TIME_S, LIMIT_MPS, ClimbRateEstimator
-from lnn_drone.policy.drone_features import climb_rate
+from lnn_drone.policy.drone_features import climb_rate, gravity_body, gravity_body_one
 from lnn_drone.policy.features import FeatureError
 from lnn_drone.policy.spec import InputSpec
 
@@ -66,6 +66,31 @@ def test_bad_samples_leave_the_state_and_bad_calls_are_refused():
     assert est.value[0] == 0.0
 
 
+def test_scalar_path_equals_the_batch_path_bad_samples_included():
+    """The onboard per-tick path (update_one, gravity_body_one) is the batch rule in scalar
+    arithmetic: the same values over a sequence with NaN, zero-norm and spiking samples."""
+    rng = np.random.default_rng(3)
+    batch, one = ClimbRateEstimator(1), ClimbRateEstimator(1)
+    for i in range(200):
+        accel = rng.normal([0.3, -0.2, GRAVITY], 2.0)
+        q = rng.normal(size=4) * [0.2, 0.2, 1.0, 1.0]
+        if i % 17 == 0:
+            accel[i % 3] = np.nan
+        if i % 23 == 0:
+            q[:] = 0.0                      # no direction: both paths must leave the state
+        if i % 31 == 0:
+            accel[2] = 400.0                # a crash spike: clipped the same way
+        with np.errstate(invalid="ignore"):  # the zero quaternion: NaN by design
+            up = gravity_body({"attitude": q})
+        np.testing.assert_allclose(gravity_body_one(q.tolist()), up, rtol=0, atol=1e-12)
+        want = batch.update(accel, up, 1 / 30)[0]
+        assert one.update_one(accel.tolist(), gravity_body_one(q.tolist()), 1 / 30) == pytest.approx(want, abs=1e-12)
+    with pytest.raises(ValueError, match="one vehicle"):
+        ClimbRateEstimator(2).update_one([0.0, 0.0, GRAVITY], [0.0, 0.0, 1.0], 0.1)
+    with pytest.raises(ValueError, match="dt"):
+        one.update_one([0.0, 0.0, GRAVITY], [0.0, 0.0, 1.0], float("nan"))
+
+
 def test_feature_reads_the_supplied_value_and_refuses_its_absence():
     assert climb_rate({"climb_rate": np.array([0.4])}).tolist() == [0.4]
     assert climb_rate({"climb_rate": np.array([[0.4], [-0.2]])}).shape == (2, 1)
@@ -102,8 +127,6 @@ def test_policy_keeps_the_same_estimate_as_the_env_and_resets_it(random_ctbr_mod
     rng = np.random.default_rng(0)
     attitude = np.array([0.05, -0.03, 0.2, 1.0]) / np.linalg.norm([0.05, -0.03, 0.2, 1.0])
     seq = [np.array([0.0, 0.0, 0.0, *rng.normal([0.3, -0.2, GRAVITY + 0.5], 0.4)]) for _ in range(20)]
-    from lnn_drone.policy.drone_features import gravity_body
-
     for imu in seq:
         raw = {"imu": imu, "attitude": attitude}
         value = reference.update(imu[3:6], gravity_body(raw), 1 / 30).copy()

@@ -27,6 +27,9 @@ The env computes it for training and evaluation (observation ``climb_rate``) and
 """
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 import numpy as np
 
 from ..frames import GRAVITY
@@ -53,3 +56,16 @@ class ClimbRateEstimator(LeakyIntegral):
         new = np.clip(self.value * keep + a_z * dt, -LIMIT_MPS, LIMIT_MPS)
         self.value = np.where(ok, new, self.value)
         return self.value
+
+    def update_one(self, accel: Sequence[float], up_body: Sequence[float], dt: float) -> float:
+        """:meth:`update` for one vehicle in scalar arithmetic (the onboard per-tick call: a dozen
+        tiny numpy calls cost more than the sum they compute); the same rule, tested equal."""
+        keep = self.decay(dt)
+        if self.value.shape[0] != 1 or len(accel) != 3 or len(up_body) != 3:
+            raise ValueError(f"update_one is for one vehicle with accel (3,) and up_body (3,), got "
+                             f"{self.value.shape[0]} vehicles, {len(accel)} and {len(up_body)} values")
+        if not all(math.isfinite(v) for v in (*accel, *up_body)):
+            return float(self.value[0])
+        a_z = accel[0] * up_body[0] + accel[1] * up_body[1] + accel[2] * up_body[2] - GRAVITY
+        self.value[0] = min(max(float(self.value[0]) * keep + a_z * dt, -LIMIT_MPS), LIMIT_MPS)
+        return float(self.value[0])

@@ -134,6 +134,17 @@ def gravity_body(obs) -> np.ndarray:
     return r2
 
 
+def gravity_body_one(q: list[float]) -> list[float]:
+    """:func:`gravity_body` of one quaternion (xyzw) in scalar arithmetic, for the onboard per-tick
+    path; NaN where the quaternion has no direction (zero or non-finite), as the array form."""
+    x, y, z, w = q
+    n2 = x * x + y * y + z * z + w * w
+    if not (math.isfinite(n2) and n2 > 0.0):
+        return [math.nan, math.nan, math.nan]
+    s = 2.0 / n2
+    return [s * (x * z - y * w), s * (y * z + x * w), 1.0 - s * (x * x + y * y)]
+
+
 @register_feature("imu_accel", dim=3, requires=("imu",))
 def imu_accel(obs) -> np.ndarray:
     """The accelerometer part of ``imu`` (specific force, body FLU, m/s²). A camera policy that

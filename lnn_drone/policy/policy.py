@@ -13,7 +13,7 @@ import numpy as np
 
 from .climb_rate import ClimbRateEstimator
 from .drone_features import DRAG_PER_MASS_CONFIG  # the vehicle's rotor drag per mass (Policy's drag_per_mass_config)
-from .drone_features import gravity_body
+from .drone_features import gravity_body, gravity_body_one
 from .error_integral import ErrorIntegrator
 from .features import FeatureError, extract, required_observations
 from .hover_thrust import HoverThrustEstimator, body_z_velocity, collective_of
@@ -157,9 +157,15 @@ class Policy:
             raise FeatureError(f"input {name!r}: {exc}") from exc
 
     def _estimate_climb_rate(self, observation: Mapping[str, np.ndarray], dt: float) -> np.ndarray:
-        """Advance the climb-rate integral with this tick's accelerometer and attitude."""
-        imu, up = self._imu_and_up(observation, CLIMB_RATE)
-        return self._climb.update(imu[3:6], up, dt).copy()
+        """Advance the climb-rate integral with this tick's accelerometer and attitude (scalar
+        arithmetic: this runs every tick on the drone)."""
+        if "imu" not in observation or "attitude" not in observation:
+            raise FeatureError(f"input {CLIMB_RATE!r} needs observation keys imu and attitude; got {sorted(observation)}")
+        imu = np.asarray(observation["imu"], dtype=np.float64).reshape(-1)
+        q = np.asarray(observation["attitude"], dtype=np.float64).reshape(-1)
+        if imu.shape != (6,) or q.shape != (4,):
+            raise FeatureError(f"input {CLIMB_RATE!r} needs imu (6,) and attitude (4,), got {imu.shape} and {q.shape}")
+        return np.array([self._climb.update_one(imu[3:6].tolist(), gravity_body_one(q.tolist()), dt)])
 
     def _estimate_inertial_velocity(self, observation: Mapping[str, np.ndarray], dt: float) -> np.ndarray:
         """Advance the heading-frame velocity integral with this tick's IMU and attitude."""
