@@ -23,6 +23,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="hover (tiers) or visual_target (conditions, IMU + camera policies)")
     p.add_argument("--condition", default="nominal", help="visual_target: evaluation condition (see --list-conditions)")
     p.add_argument("--list-conditions", action="store_true", help="visual_target: print the condition names and exit")
+    p.add_argument("--no-vehicle-matching", action="store_true",
+                   help="fly a model raw on a vehicle other than its training one (default: through vehicle "
+                        "matching where the model allows it, lnn_drone/policy/vehicle_matching.py)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -36,7 +39,7 @@ def build_controller(args):
         return ExpertAgent(), "motors", 240.0
     from ..training.agents import PolicyAgent  # torch-free numpy policy runtime
 
-    agent = PolicyAgent.from_file(args.model)
+    agent = PolicyAgent.from_file(args.model, vehicle_matching=not args.no_vehicle_matching)
     return agent, agent.action_mode, agent.control_hz
 
 

@@ -19,7 +19,7 @@ def run_visual(args) -> int:
         if args.model:
             from ..training.agents import PolicyAgent
 
-            controller = PolicyAgent.from_file(args.model)
+            controller = PolicyAgent.from_file(args.model, vehicle_matching=not args.no_vehicle_matching)
             setup = setup_for_model(controller.model)
         else:
             from ..training.vision import VisualExpert
@@ -46,4 +46,6 @@ def run_visual(args) -> int:
     print(f"  crashes   {out['crash_rate']:.1%}")
     print(f"  final distance to the standoff point (median) {out['final_distance_error_m_median']:.3f} m")
     print(f"  final heading error to the target (median)    {out['final_heading_error_deg_median']:.1f} deg")
+    if out["vehicle_matching"] != "not needed":
+        print(f"  vehicle matching  {out['vehicle_matching']}")
     return 0

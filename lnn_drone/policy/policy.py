@@ -21,6 +21,7 @@ from .inertial_velocity import InertialVelocityEstimator
 from .model_file import LoadedModel, check_inputs, load_model
 from .runtime_numpy import NumpyRuntime
 from .spec import ActionSpec, InputSpec
+from .vehicle_matching import VehicleMatching
 
 LAST_ACTION = "last_action"  # the model's own previous command, fed back by :class:`Policy`
 ERROR_INTEGRAL = "error_integral"  # ∫(p - p_goal) dt, kept by :class:`Policy` for models that read it
@@ -44,8 +45,11 @@ class Policy:
 
     def __init__(self, model: LoadedModel | str | os.PathLike, available_observations: Iterable[str] | None = None,
                  record: bool = False, hover_thrust_config: float | None = None,
-                 drag_per_mass_config: Iterable[float] | None = None) -> None:
+                 drag_per_mass_config: Iterable[float] | None = None,
+                 vehicle_matching: VehicleMatching | None = None) -> None:
         self.model = model if isinstance(model, LoadedModel) else load_model(model)
+        # flying another airframe than the training one (``vehicle_matching.matching_for_model``)
+        self.vehicle_matching = vehicle_matching
         if available_observations is not None:
             check_inputs(self.model, available_observations)
         self.runtime = NumpyRuntime(self.model, record=record)
@@ -84,8 +88,10 @@ class Policy:
     @classmethod
     def load(cls, path: str | os.PathLike, available_observations: Iterable[str] | None = None, record: bool = False,
              hover_thrust_config: float | None = None,
-             drag_per_mass_config: Iterable[float] | None = None) -> "Policy":
-        return cls(load_model(path), available_observations, record, hover_thrust_config, drag_per_mass_config)
+             drag_per_mass_config: Iterable[float] | None = None,
+             vehicle_matching: VehicleMatching | None = None) -> "Policy":
+        return cls(load_model(path), available_observations, record, hover_thrust_config, drag_per_mass_config,
+                   vehicle_matching)
 
     # -- what the model declares -------------------------------------------------------------
     @property
@@ -121,6 +127,8 @@ class Policy:
             self._climb.reset()
         if self._inertial is not None:
             self._inertial.reset()
+        if self.vehicle_matching is not None:
+            self.vehicle_matching.reset()
 
     @property
     def state(self) -> np.ndarray:
@@ -175,6 +183,8 @@ class Policy:
     def step(self, observation: Mapping[str, np.ndarray], dt: float) -> np.ndarray:
         if not isinstance(dt, (int, float, np.floating, np.integer)) or not math.isfinite(dt) or dt < 0:
             raise ValueError(f"dt must be a finite number of seconds >= 0, got {dt!r}")
+        if self.vehicle_matching is not None:
+            observation = self.vehicle_matching.observe(observation, float(dt))
         if self._feeds_back and LAST_ACTION not in observation:
             observation = {**observation, LAST_ACTION: self._last_action}
         if self._integrator is not None and ERROR_INTEGRAL not in observation:
@@ -205,4 +215,6 @@ class Policy:
         command = self.runtime.run(float(dt))
         if self._feeds_back or self._hover_estimator is not None:
             self._last_action = command.copy()
+        if self.vehicle_matching is not None:
+            return self.vehicle_matching.command(command, float(dt))
         return command

@@ -32,19 +32,37 @@ def batch_inputs(names: list[str], observations: list[dict]) -> dict[str, np.nda
 
 
 class PolicyAgent:
-    """A model file flown by the numpy runtime, one recurrent state per env."""
+    """A model file flown by the numpy runtime, one recurrent state per env.
 
-    def __init__(self, path: str | os.PathLike):
+    ``vehicle_matching``: on an env whose vehicle differs from the model's training vehicle, fly
+    it through :mod:`lnn_drone.policy.vehicle_matching` (as the policy node does, told its
+    vehicle) where the model allows it; :attr:`vehicle_matching_status` says what was done."""
+
+    def __init__(self, path: str | os.PathLike, vehicle_matching: bool = True):
         from ..policy.model_file import load_model
 
         self.model = load_model(path)
         self.path = str(path)
         self.name = os.path.basename(self.path)
+        self.vehicle_matching = bool(vehicle_matching)
+        self.vehicle_matching_status = "off" if not vehicle_matching else "not needed"
         self._policies: list = []
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike) -> "PolicyAgent":
-        return cls(path)
+    def from_file(cls, path: str | os.PathLike, vehicle_matching: bool = True) -> "PolicyAgent":
+        return cls(path, vehicle_matching)
+
+    def matching_for(self, vehicle):
+        """``(matching or None, status)`` for flying this model on ``vehicle`` (a VehicleSpec)."""
+        from ..policy.vehicle_matching import VehicleMatchingError, matching_for_model
+
+        if not self.vehicle_matching:
+            return None, "off"
+        try:
+            m = matching_for_model(self.model, vehicle)
+        except VehicleMatchingError as exc:
+            return None, f"not applicable: {exc}"
+        return m, ("not needed" if m is None else f"on ({m.description})")
 
     @property
     def action_mode(self) -> str:
@@ -60,6 +78,8 @@ class PolicyAgent:
         available = set(envs[0].unwrapped.observation_space.spaces)
         while len(self._policies) < len(envs):
             self._policies.append(Policy(self.model, available_observations=available))
+        for p, env in zip(self._policies, envs):
+            p.vehicle_matching, self.vehicle_matching_status = self.matching_for(env.unwrapped.nominal_vehicle)
         for p in self._policies:
             p.reset()
         self._dt = envs[0].unwrapped.control_dt

@@ -337,6 +337,8 @@ class VisualSummary:
     final_distance_error_m_median: float
     final_heading_error_deg_median: float
     results: list = field(default_factory=list, repr=False)
+    # whether a model was flown through vehicle matching (PolicyAgent.vehicle_matching_status)
+    vehicle_matching: str = "not needed"
 
     def to_json_dict(self) -> dict:
         d = asdict(self)
@@ -363,7 +365,9 @@ def evaluate_visual(controller, settings: VisualEvalSettings, progress: bool = F
     envs = [make_visual_env(settings) for _ in range(b)]
     results = fly_in_batches(envs, indices, lambda chunk: run_visual_episodes(envs, controller, settings, chunk),
                              f"eval {controller.name} {settings.condition}" if progress else None)
-    return summarize_visual(controller.name, settings, results)
+    summary = summarize_visual(controller.name, settings, results)
+    summary.vehicle_matching = getattr(controller, "vehicle_matching_status", "not needed")
+    return summary
 
 
 def setup_for_model(model) -> VisualSetup:
