@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Odometry
+from rclpy import logging as rclpy_logging
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from sensor_msgs.msg import Image, Imu
@@ -51,6 +52,8 @@ def build_controller(cfg: PolicyNodeConfig):
     if cfg.controller == "expert":
         return ExpertAdapter(vehicle), vehicle
     from ..policy import Policy
+    from ..policy.model_file import load_model
+    from ..policy.vehicle_matching import VehicleMatchingError, matching_for_model
 
     try:  # derived model inputs (goal_error…) are registered by the drone feature module
         from ..policy import drone_features  # noqa: F401
@@ -63,8 +66,18 @@ def build_controller(cfg: PolicyNodeConfig):
     # relative to the one, or that read their velocity through the other (``drag_velocity``)
     drag = vehicle.hover_drag_per_mass
     has_drag = min(drag) > 0.0
-    policy = Policy.load(path, record=False, hover_thrust_config=vehicle.hover_command,
-                         drag_per_mass_config=drag if has_drag else None)
+    model = load_model(path)
+    matching = None
+    if cfg.vehicle_matching:
+        try:
+            matching = matching_for_model(model, vehicle)
+        except VehicleMatchingError as exc:
+            rclpy_logging.get_logger("policy_node").warning(
+                f"vehicle {vehicle.name!r}: the model flies without vehicle matching: {exc}")
+        if matching is not None:
+            rclpy_logging.get_logger("policy_node").info(f"vehicle matching on: {matching.description}")
+    policy = Policy(model, record=False, hover_thrust_config=vehicle.hover_command,
+                    drag_per_mass_config=drag if has_drag else None, vehicle_matching=matching)
     if not has_drag and "drag_velocity" in policy.model.input_names:
         raise ValueError(f"model {path!r} reads drag_velocity, but vehicle {vehicle.name!r} has no rotor drag "
                          "(rotor_drag_n_per_rpm_mps) to read a velocity through")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .vision import (CONDITIONS, VisualEvalSettings, VisualSetup, episode_start, evaluate_visual, make_visual_env,
+from .vision import (CONDITIONS, VisualEvalSettings, VisualSetup, episode_start, evaluate_visual, get_condition, make_visual_env,
                      ood_condition_names, setup_for_model)
 
 SALIENCY_CONDITIONS = ("nominal", "textures", "dim_light", "distractors", "second_object", "noise")
@@ -57,6 +57,23 @@ def controller_digest(source: str) -> str:
     return hashlib.sha256(Path(source).read_bytes()).hexdigest()
 
 
+def expected_matching(source: str, condition: str) -> tuple[str, str | None]:
+    """How a cell of ``source`` under ``condition`` is flown with respect to vehicle matching, and
+    the matching code's SHA-256 where it is used: a cached cell is reused only if both agree."""
+    if source == "expert":
+        return "not needed", None
+    import inspect
+
+    from ..policy import vehicle_matching
+    from ..vehicle import load_vehicle
+    from .agents import PolicyAgent
+
+    status = PolicyAgent.from_file(source).matching_for(load_vehicle(get_condition(condition).vehicle or VisualEvalSettings().vehicle))[1]
+    if not status.startswith("on"):
+        return status, None
+    return status, hashlib.sha256(inspect.getsource(vehicle_matching).encode()).hexdigest()
+
+
 def evaluate_matrix(sources: list[str], conditions: list[str], episodes: int, seed: int = 0,
                     results_path: Path | None = None, progress: bool = False) -> dict:
     """{source: {condition: summary}}, reusing cells already in ``results_path`` (same N, seed,
@@ -68,13 +85,17 @@ def evaluate_matrix(sources: list[str], conditions: list[str], episodes: int, se
         digest = controller_digest(source)
         for cond in conditions:
             old = results.get(source, {}).get(cond)
+            matching = expected_matching(source, cond)
             if (old and old["episodes"] == episodes and old["settings"]["seed"] == seed
-                    and old.get("controller_sha256") == digest):
+                    and old.get("controller_sha256") == digest
+                    and old.get("vehicle_matching", "not needed") == matching[0]
+                    and old.get("vehicle_matching_sha256") == matching[1]):
                 continue
             controller, setup = _controller(source)
             s = VisualEvalSettings(condition=cond, episodes=episodes, seed=seed, setup=setup)
             cell = evaluate_visual(controller, s, progress=progress).to_json_dict()
             cell["controller_sha256"] = digest
+            cell["vehicle_matching_sha256"] = matching[1]
             results.setdefault(source, {})[cond] = cell
             if results_path is not None:
                 _save(results_path, results)
@@ -226,8 +247,9 @@ def write_visual_report(cells: dict, out_dir: Path, saliency_model: str | None, 
         row = []
         for s in sources:
             v = cells[s].get(c)
+            matched = v is not None and v.get("vehicle_matching", "").startswith("on")
             row.append("—" if v is None else f"{_pct(v['success_rate'])} ({_pct(v['success_ci_low'])}) / "
-                       f"{v['final_distance_error_m_median']:.2f} m")
+                       f"{v['final_distance_error_m_median']:.2f} m" + (" †" if matched else ""))
         tag = "" if CONDITIONS[c].in_distribution else " (OOD)"
         lines.append(f"| {c}{tag} | " + " | ".join(row) + " |")
     means = []
@@ -235,6 +257,12 @@ def write_visual_report(cells: dict, out_dir: Path, saliency_model: str | None, 
         vals = [cells[s][c]["success_rate"] for c in ood if c in cells[s]]
         means.append(_pct(float(np.mean(vals))) + f" over {len(vals)}" if vals else "—")
     lines.append("| **mean over OOD conditions** | " + " | ".join(means) + " |")
+    matched = sorted({v["vehicle_matching"] for s in sources for v in cells[s].values()
+                      if v.get("vehicle_matching", "").startswith("on")})
+    if matched:
+        lines += ["", f"† flown through vehicle matching, {'; '.join(matched)} (`lnn_drone/policy/vehicle_matching.py`): "
+                  "the policy node, told its vehicle, makes the flown airframe respond as the trained one from the two "
+                  "vehicle files and the IMU. `lnn-drone eval --no-vehicle-matching` flies it raw."]
     if params:
         lines += ["", "| controller | core | parameters (of which core) | training data | gradient steps | train wall time |",
                   "|---|---|---|---|---|---|"]
