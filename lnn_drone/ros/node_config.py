@@ -62,7 +62,8 @@ class PolicyNodeConfig:
                        "Changing it at run time swaps the model atomically or is refused with the reason")
     controller: str = param("policy", choices=("policy", "expert"),
                             doc="policy = the model file; expert = the classical geometric controller on the privileged odom topic (baseline)")
-    vehicle: str = param("crazyflie2", doc="vehicle name or YAML path: hover thrust for the failsafe, constants for the expert")
+    vehicle: str = param("crazyflie2", doc="vehicle name or YAML path: hover thrust for the failsafe, constants for the "
+                                           "expert, the airframe vehicle matching flies")
     vehicle_matching: bool = param(True, doc="on a vehicle other than the model's training one, make it respond as the trained "
                                    "one (lnn_drone/policy/vehicle_matching.py) where the model allows it; false = fly it raw")
     control_rate_hz: float = param(0.0, unit="Hz", lo=0.0, hi=2000.0,

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .vision import (CONDITIONS, VisualEvalSettings, VisualSetup, episode_start, evaluate_visual, get_condition, make_visual_env,
-                     ood_condition_names, setup_for_model)
+from .vision import (CONDITIONS, VisualEvalSettings, VisualSetup, episode_start, evaluate_visual, get_condition,
+                     make_visual_env, ood_condition_names, setup_for_model)
 
 SALIENCY_CONDITIONS = ("nominal", "textures", "dim_light", "distractors", "second_object", "noise")
 SALIENCY_TIMES_S = (0.3, 1.5, 3.0, 6.0)
@@ -68,7 +68,8 @@ def expected_matching(source: str, condition: str) -> tuple[str, str | None]:
     from ..vehicle import load_vehicle
     from .agents import PolicyAgent
 
-    status = PolicyAgent.from_file(source).matching_for(load_vehicle(get_condition(condition).vehicle or VisualEvalSettings().vehicle))[1]
+    flown = load_vehicle(get_condition(condition).vehicle or VisualEvalSettings().vehicle)
+    status = PolicyAgent.from_file(source).matching_for(flown)[1]
     if not status.startswith("on"):
         return status, None
     return status, hashlib.sha256(inspect.getsource(vehicle_matching).encode()).hexdigest()
@@ -257,8 +258,8 @@ def write_visual_report(cells: dict, out_dir: Path, saliency_model: str | None, 
         vals = [cells[s][c]["success_rate"] for c in ood if c in cells[s]]
         means.append(_pct(float(np.mean(vals))) + f" over {len(vals)}" if vals else "—")
     lines.append("| **mean over OOD conditions** | " + " | ".join(means) + " |")
-    matched = sorted({v["vehicle_matching"] for s in sources for v in cells[s].values()
-                      if v.get("vehicle_matching", "").startswith("on")})
+    matched = sorted({v["vehicle_matching"].removeprefix("on (").removesuffix(")") for s in sources
+                      for v in cells[s].values() if v.get("vehicle_matching", "").startswith("on")})
     if matched:
         lines += ["", f"† flown through vehicle matching, {'; '.join(matched)} (`lnn_drone/policy/vehicle_matching.py`): "
                   "the policy node, told its vehicle, makes the flown airframe respond as the trained one from the two "
