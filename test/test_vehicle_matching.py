@@ -194,6 +194,9 @@ def test_a_model_without_its_training_vehicle_or_trained_across_classes_is_refus
     anonymous = dataclasses.replace(model, provenance={"config": {k: v for k, v in config.items() if k != "vehicle"}})
     with pytest.raises(VehicleMatchingError, match="training vehicle"):
         matching_for_model(anonymous, vehicles[1])
+    elsewhere = dataclasses.replace(model, provenance={"config": {**config, "vehicle": "/nowhere/quad.yaml"}})
+    with pytest.raises(VehicleMatchingError, match="cannot be loaded here"):
+        matching_for_model(elsewhere, vehicles[1])
     both = dataclasses.replace(model, provenance={"config": {**config, "vehicles": ["crazyflie2", "quad250"]}})
     with pytest.raises(VehicleMatchingError, match="across vehicle classes"):
         matching_for_model(both, vehicles[1])

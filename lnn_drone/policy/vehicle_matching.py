@@ -178,13 +178,16 @@ def matching_for_model(model, flown) -> VehicleMatching | None:
     """Matching of a loaded model (its training vehicle, from its provenance) to the ``flown``
     :class:`~lnn_drone.vehicle.VehicleSpec`; ``None`` when the two have the same constants.
     Raises :class:`VehicleMatchingError` with the reason when the model cannot be matched."""
-    from ..vehicle import load_vehicle
+    from ..vehicle import VehicleFileError, load_vehicle
 
     train = (model.provenance or {}).get("config") or {}
     name = train.get("vehicle")
     if not name:
         raise VehicleMatchingError("the model file does not record its training vehicle (provenance.config.vehicle)")
-    trained = load_vehicle(name)
+    try:
+        trained = load_vehicle(name)
+    except (VehicleFileError, OSError) as exc:
+        raise VehicleMatchingError(f"the model's training vehicle {name!r} cannot be loaded here: {exc}") from None
     constants = MatchingConstants.of(trained, flown)
     if constants.is_identity:
         return None
