@@ -96,27 +96,23 @@ def test_fly_refuses_a_missing_model(tmp_path):
 
 @pytest.mark.slow
 def test_fly_the_visual_model_on_quad250_through_vehicle_matching(tmp_path):
-    """The Crazyflie-trained camera policy over ROS 2 on the 250 mm quad: the policy node, told its
-    vehicle, flies it through vehicle matching (raw, the same flight climbs away and crashes; a
-    session-23 run: 15 m off). Seed 0 is one of the 85 % the model flies matched (lockstep makes it
-    repeatable); three seeds flew over ROS at 0.08-0.15 m."""
-    import shutil
-
-    import yaml
-
-    root = Path(__file__).resolve().parents[1]
-    conf = tmp_path / "config"
-    shutil.copytree(root / "config", conf)
-    for name, keys in (("sim_node.yaml", ("sim", "vehicle")), ("policy_node.yaml", ("vehicle",))):
-        doc = yaml.safe_load((conf / name).read_text())
-        node = doc["/**"]["ros__parameters"]
-        for k in keys[:-1]:
-            node = node[k]
-        assert node[keys[-1]] == "crazyflie2"
-        node[keys[-1]] = "quad250"
-        (conf / name).write_text(yaml.safe_dump(doc))
-    out, _ = fly("--launch", "sim", "--model", str(root / "models" / "visual_target.safetensors"), "--duration", "8",
-                 "--seed", "0", "--out", str(tmp_path / "r"), "--config-dir", str(conf))
+    """The Crazyflie-trained camera policy over ROS 2 on the 250 mm quad (``--vehicle quad250``: the
+    sim node flies it and the policy node is told it), through vehicle matching. Raw, the same flight
+    climbs away and crashes (a session-23 run: 15 m off). Seed 0 is one of the 85 % the model flies
+    matched, and lockstep makes it repeatable; three seeds flew over ROS at 0.08-0.15 m."""
+    model = Path(__file__).resolve().parents[1] / "models" / "visual_target.safetensors"
+    out, _ = fly("--launch", "sim", "--model", str(model), "--vehicle", "quad250", "--duration", "8", "--seed", "0",
+                 "--out", str(tmp_path / "r"))
     log = (Path(out["report"]).parent / "logs" / "policy.log").read_text()
     assert "vehicle matching on: crazyflie2 -> quad250" in log
     assert out["success"] is True and out["final_error_m"] < 0.5 and out["failsafe_events"] == 0, out
+    summary = json.loads((Path(out["report"]).parent / "results.json").read_text())
+    assert "quad250" in json.dumps(summary)          # the sim flew the 250 mm quad, not the parameter file's
+
+
+@pytest.mark.parametrize("extra, match", [(["--vehicle", "quad9000"], "quad9000"),
+                                          (["--launch", "hil_betaflight", "--vehicle", "quad250"], "hil_sim_node.yaml")])
+def test_fly_refuses_a_vehicle_it_cannot_fly(tmp_path, extra, match):
+    p = subprocess.run([sys.executable, "-m", "lnn_drone.cli", "fly", "--out", str(tmp_path / "r"), *extra],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and match in p.stderr, p.stderr[-2000:]

@@ -24,6 +24,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="protocol seed (which initial state)")
     p.add_argument("--namespace", default="", help="namespace of the drone's nodes and topics")
     p.add_argument("--config-dir", default=None, help="directory with sim_node.yaml, policy_node.yaml, fc_bridge_node.yaml")
+    p.add_argument("--vehicle", default=None,
+                   help="sim / onboard: fly this vehicle (shipped name or YAML path) instead of the parameter files' one; "
+                        "the policy node is told it too, and flies a model trained on another through vehicle matching")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 

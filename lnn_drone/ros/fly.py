@@ -20,7 +20,10 @@ def _error(msg: str) -> int:
 
 
 def fly(args) -> int:
+    vehicle = getattr(args, "vehicle", None)
     if args.launch == "hil_betaflight":  # SITL + hil_sim + fc bridge + policy: its own runner
+        if vehicle:
+            return _error("--vehicle is for --launch sim and onboard; the HIL vehicle is hil_sim_node.yaml's")
         from .fly_hil import fly_hil
 
         return fly_hil(args)
@@ -56,6 +59,14 @@ def fly(args) -> int:
                      "use_sim_time": args.launch == "sim", "sync": "exact" if lockstep else "latest"}
     if model:
         policy_params["model"] = model
+    if vehicle:
+        from ..vehicle import VehicleFileError, load_vehicle
+
+        try:
+            load_vehicle(vehicle)
+        except (VehicleFileError, OSError) as exc:
+            return _error(f"--vehicle {vehicle!r}: {exc}")
+        policy_params["vehicle"] = vehicle  # the policy node's failsafe hover thrust and vehicle matching
     if not lockstep:  # wall-clock transport jitter on a non-real-time OS: allow a few periods
         policy_params["input_timeout_periods"] = REALTIME_INPUT_TIMEOUT_PERIODS
     import yaml
@@ -79,6 +90,8 @@ def fly(args) -> int:
             h, w = model_cfg.image_input.shape[:2]
             sim_overrides.update({"episode.task": "visual_target", "sim.camera.enabled": True,
                                   "sim.camera.width": w, "sim.camera.height": h, "sim.camera.rate_hz": control_hz})
+    if vehicle:
+        sim_overrides["sim.vehicle"] = vehicle
     policy_params["control_rate_hz"] = control_hz
     specs = [NodeSpec("policy_node", "policy", [str(files["policy_node"])], policy_params, args.namespace)]
     if args.launch == "sim":
@@ -89,7 +102,8 @@ def fly(args) -> int:
     else:
         fc_yaml = yaml.safe_load(files["fc_bridge_node"].read_text())["/**"]["ros__parameters"]
         policy_params["control_rate_hz"] = float(fc_yaml.get("sim", {}).get("control_hz", 240.0))
-        specs.append(NodeSpec("fc_bridge_node", "fc_bridge", [str(files["fc_bridge_node"])], {}, args.namespace))
+        specs.append(NodeSpec("fc_bridge_node", "fc_bridge", [str(files["fc_bridge_node"])],
+                              {"sim.vehicle": vehicle} if vehicle else {}, args.namespace))
 
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
