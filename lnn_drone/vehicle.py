@@ -81,6 +81,15 @@ class VehicleSpec:
         return 1.0 / self.thrust_to_weight
 
     @property
+    def hover_drag_per_mass_xyz(self) -> tuple[float, float, float]:
+        """Rotor drag per unit mass at hover along body x, y and z (1/s), ``4 c RPM_hover / m``
+        (the sim's drag model). Vertically it is how much the airframe damps a climb by itself
+        (Crazyflie 2.2/s, a 5-inch quad 0.30/s; ``policy.vehicle_matching`` makes up the difference)."""
+        hover_rpm = math.sqrt(self.weight_n / 4.0 / self.kf_n_per_rpm2)
+        cx, cy, cz = self.rotor_drag_n_per_rpm_mps
+        return (4.0 * cx * hover_rpm / self.mass_kg, 4.0 * cy * hover_rpm / self.mass_kg, 4.0 * cz * hover_rpm / self.mass_kg)
+
+    @property
     def hover_drag_per_mass(self) -> tuple[float, float]:
         """Rotor drag per unit mass at hover along body x and y (1/s): the horizontal specific
         force an accelerometer reads is about minus this times the air-relative body velocity.
@@ -88,9 +97,7 @@ class VehicleSpec:
         Why it matters: it is the airframe's self-braking, and it differs several-fold between
         classes (Crazyflie 1.97/s, a 5-inch quad 0.45/s), so a policy that reads velocity from
         the accelerometer must be told it (``drag_velocity`` input)."""
-        hover_rpm = math.sqrt(self.weight_n / 4.0 / self.kf_n_per_rpm2)
-        cx, cy, _ = self.rotor_drag_n_per_rpm_mps
-        return (4.0 * cx * hover_rpm / self.mass_kg, 4.0 * cy * hover_rpm / self.mass_kg)
+        return self.hover_drag_per_mass_xyz[:2]
 
     @property
     def rotor_positions_flu(self) -> np.ndarray:

@@ -13,8 +13,7 @@ import pytest
 from lnn_drone.frames import GRAVITY, axis_angle_to_quat
 from lnn_drone.policy.drone_features import gravity_body_one
 from lnn_drone.policy.model_file import load_model
-from lnn_drone.policy.vehicle_matching import (MAX_TILT_OFFSET_RAD, VehicleMatching, VehicleMatchingError,
-                                               matching_for_model, rotor_drag_per_mass)
+from lnn_drone.policy.vehicle_matching import MAX_TILT_OFFSET_RAD, VehicleMatching, VehicleMatchingError, matching_for_model
 from lnn_drone.vehicle import load_vehicle
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
@@ -48,7 +47,7 @@ def hover(vehicle) -> float:
 # ---------------------------------------------------------------- the constants
 def test_the_two_airframes_differ_in_the_way_the_layer_makes_up_for(vehicles):
     cf, q250 = vehicles
-    d_cf, d_q = rotor_drag_per_mass(cf), rotor_drag_per_mass(q250)
+    d_cf, d_q = cf.hover_drag_per_mass_xyz, q250.hover_drag_per_mass_xyz
     assert d_cf[:2] == pytest.approx(cf.hover_drag_per_mass) and d_q[:2] == pytest.approx(q250.hover_drag_per_mass)
     assert d_cf[0] / d_q[0] == pytest.approx(4.4, abs=0.05)   # README: 1.97/s against 0.45/s
     assert d_cf[2] / d_q[2] == pytest.approx(7.4, abs=0.1)    # "about 7x less" vertical damping
@@ -112,7 +111,7 @@ def test_the_vertical_drag_is_flown_as_collective(matching, vehicles):
     cf, q250 = vehicles
     matching.observe(obs(climb_rate=1.0), DT)
     climbing = matching.command(np.array([hover(cf), 0, 0, 0]), DT)[0]
-    missing = rotor_drag_per_mass(cf)[2] - rotor_drag_per_mass(q250)[2]
+    missing = cf.hover_drag_per_mass_xyz[2] - q250.hover_drag_per_mass_xyz[2]
     assert climbing == pytest.approx(hover(q250) * (1.0 - missing / GRAVITY))   # less thrust while climbing
 
 

@@ -33,6 +33,18 @@ INERTIAL_VELOCITY = "inertial_velocity"  # the same in 3 axes of the heading fra
 __all__ = ["Policy"]
 
 
+def _one_sample(observation: Mapping[str, np.ndarray], name: str, **shapes: tuple[int, ...]) -> list[np.ndarray]:
+    """The observation keys that input ``name`` integrates on the drone, one sample each, as flat
+    float64 arrays of the given shapes; a :class:`FeatureError` naming what is missing or malformed."""
+    if any(k not in observation for k in shapes):
+        raise FeatureError(f"input {name!r} needs observation keys {' and '.join(shapes)}; got {sorted(observation)}")
+    arrays = [np.asarray(observation[k], dtype=np.float64).reshape(-1) for k in shapes]
+    if any(a.shape != shape for a, shape in zip(arrays, shapes.values())):
+        raise FeatureError(f"input {name!r} needs " + " and ".join(f"{k} {v}" for k, v in shapes.items())
+                           + ", got " + " and ".join(str(a.shape) for a in arrays))
+    return arrays
+
+
 class Policy:
     """Stateful policy: ``command = policy.step(observation, dt)``.
 
@@ -142,37 +154,23 @@ class Policy:
     def _estimate_hover_thrust(self, observation: Mapping[str, np.ndarray], dt: float) -> np.ndarray:
         """Advance the hover-thrust estimate with this tick's accelerometer and odometry and the
         previous command (the caller's ``last_action`` if it supplies one, else the policy's own)."""
-        if "imu" not in observation or "odom" not in observation:
-            raise FeatureError(f"input 'hover_thrust' needs observation keys imu and odom; got {sorted(observation)}")
-        imu = np.asarray(observation["imu"], dtype=np.float64).reshape(-1)
-        odom = np.asarray(observation["odom"], dtype=np.float64).reshape(-1)
-        if imu.shape != (6,) or odom.shape != (13,):
-            raise FeatureError(f"input 'hover_thrust' needs imu (6,) and odom (13,), got {imu.shape} and {odom.shape}")
+        imu, odom = _one_sample(observation, HOVER_THRUST, imu=(6,), odom=(13,))
         a = observation.get(LAST_ACTION, self._last_action)
         collective = collective_of(a.tolist() if isinstance(a, np.ndarray) else list(a), self.action_mode)
         return np.array([self._hover_estimator.update_one(float(imu[5]), collective, body_z_velocity(odom), dt)])
 
     def _imu_and_up(self, observation: Mapping[str, np.ndarray], name: str) -> tuple[np.ndarray, np.ndarray]:
         """This tick's IMU sample (6,) and world up in the body frame (3,), for input ``name``."""
-        if "imu" not in observation or "attitude" not in observation:
-            raise FeatureError(f"input {name!r} needs observation keys imu and attitude; got {sorted(observation)}")
-        imu = np.asarray(observation["imu"], dtype=np.float64).reshape(-1)
-        if imu.shape != (6,):
-            raise FeatureError(f"input {name!r} needs imu (6,), got {imu.shape}")
+        imu, q = _one_sample(observation, name, imu=(6,), attitude=(4,))
         try:
-            return imu, gravity_body(observation)
+            return imu, gravity_body({"attitude": q})
         except ValueError as exc:
             raise FeatureError(f"input {name!r}: {exc}") from exc
 
     def _estimate_climb_rate(self, observation: Mapping[str, np.ndarray], dt: float) -> np.ndarray:
         """Advance the climb-rate integral with this tick's accelerometer and attitude (scalar
         arithmetic: this runs every tick on the drone)."""
-        if "imu" not in observation or "attitude" not in observation:
-            raise FeatureError(f"input {CLIMB_RATE!r} needs observation keys imu and attitude; got {sorted(observation)}")
-        imu = np.asarray(observation["imu"], dtype=np.float64).reshape(-1)
-        q = np.asarray(observation["attitude"], dtype=np.float64).reshape(-1)
-        if imu.shape != (6,) or q.shape != (4,):
-            raise FeatureError(f"input {CLIMB_RATE!r} needs imu (6,) and attitude (4,), got {imu.shape} and {q.shape}")
+        imu, q = _one_sample(observation, CLIMB_RATE, imu=(6,), attitude=(4,))
         return np.array([self._climb.update_one(imu[3:6].tolist(), gravity_body_one(q.tolist()), dt)])
 
     def _estimate_inertial_velocity(self, observation: Mapping[str, np.ndarray], dt: float) -> np.ndarray:

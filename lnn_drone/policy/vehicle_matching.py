@@ -48,7 +48,7 @@ from ..frames import GRAVITY
 from .climb_rate import ClimbRateEstimator
 from .drone_features import DRAG_VELOCITY_LIMIT_MPS, gravity_body_one
 
-__all__ = ["VehicleMatching", "VehicleMatchingError", "MATCHED_INPUTS", "matching_for_model", "rotor_drag_per_mass"]
+__all__ = ["VehicleMatching", "VehicleMatchingError", "MATCHED_INPUTS", "matching_for_model"]
 
 # the inputs the matched senses keep consistent; a model reading others is refused
 MATCHED_INPUTS = ("image", "imu_accel", "gravity_body", "climb_rate")
@@ -58,13 +58,6 @@ MAX_TILT_OFFSET_RAD = 0.4     # 23°: the offset never takes more than this of t
 
 class VehicleMatchingError(ValueError):
     """The model cannot be matched to another vehicle (mode, inputs or provenance)."""
-
-
-def rotor_drag_per_mass(vehicle) -> tuple[float, float, float]:
-    """Rotor drag per unit mass at hover along body x, y and z (1/s) of a
-    :class:`~lnn_drone.vehicle.VehicleSpec` (``4 c RPM_hover / m``, the sim's drag model)."""
-    rpm = math.sqrt(vehicle.weight_n / 4.0 / vehicle.kf_n_per_rpm2)
-    return tuple(4.0 * c * rpm / vehicle.mass_kg for c in vehicle.rotor_drag_n_per_rpm_mps)
 
 
 @dataclass(frozen=True)
@@ -78,8 +71,7 @@ class MatchingConstants:
 
     @classmethod
     def of(cls, trained, flown) -> "MatchingConstants":
-        return cls(1.0 / trained.thrust_to_weight, 1.0 / flown.thrust_to_weight,
-                   rotor_drag_per_mass(trained), rotor_drag_per_mass(flown))
+        return cls(trained.hover_command, flown.hover_command, trained.hover_drag_per_mass_xyz, flown.hover_drag_per_mass_xyz)
 
     @property
     def is_identity(self) -> bool:
