@@ -166,6 +166,38 @@ def test_run_resumes_and_refuses_another_configuration(tmp_path):
     offset.close()
 
 
+@pytest.mark.slow
+def test_a_finished_run_is_extended_by_more_iterations(tmp_path):
+    """The shipped visual model is its recipe's 16-iteration run resumed to 24 iterations: resuming
+    with a larger ``iterations`` flies and trains only the new iterations, on top of the saved dataset
+    and weights, and the learning rate of a new iteration follows the longer schedule."""
+    run = tmp_path / "run"
+    first = DaggerTrainer(tiny_config(iterations=0, updates_first=20, updates_per_iteration=10), run, progress=False)
+    first.run()
+    first.close()
+    it00 = (run / "iterations" / "it00.safetensors").read_bytes()
+    cfg = tiny_config(iterations=1, updates_first=20, updates_per_iteration=10)
+    longer = DaggerTrainer(cfg, run, progress=False)
+    try:
+        longer.run(resume=True)
+        assert len(longer.dataset.episodes) == cfg.expert_episodes + cfg.episodes_per_iteration
+    finally:
+        longer.close()
+    assert (run / "iterations" / "it00.safetensors").read_bytes() == it00      # the saved iterate is kept
+    assert (run / "iterations" / "it01.safetensors").exists()
+    rows = (run / "train_log.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    assert [r.split(",")[0] for r in rows[1:]] == ["0", "1"]
+    lr_1 = float(rows[2].split(",")[header.index("lr")])
+    assert lr_1 == pytest.approx(cfg.lr * (cfg.lr_final / cfg.lr) ** (1 / cfg.iterations), rel=1e-2)
+    state = json.loads((run / "state.json").read_text())
+    assert state["iteration"] == 1 and state["config"]["iterations"] == 1
+    shorter = DaggerTrainer(tiny_config(iterations=0, updates_first=20, updates_per_iteration=10), run, progress=False)
+    with pytest.raises(ValueError, match="cannot shorten"):
+        shorter.run(resume=True)
+    shorter.close()
+
+
 def save_random_model(path, inputs, control_period=1 / 120) -> Path:
     cfg = NetworkConfig(inputs=inputs, action=ActionSpec("motors"), control_period=control_period)
     save_network(path, build_policy_network(cfg, seed=0))
@@ -280,6 +312,10 @@ def test_baseline_recipes_are_the_hover_recipe_with_another_core(tmp_path):
         read_recipe(tmp_path / "a.yaml")
 
 
+# each shipped visual model is its recipe's run extended by ``--resume --iterations 24`` (the recipe's comments)
+EXTENDED_TO = 24
+
+
 @pytest.mark.parametrize("model, recipe", [
     ("models/visual_target.safetensors", "config/train_visual_target.yaml"),
     ("models/baselines/visual_target_gru.safetensors", "config/train_visual_target_gru.yaml"),
@@ -287,16 +323,18 @@ def test_baseline_recipes_are_the_hover_recipe_with_another_core(tmp_path):
 ])
 def test_shipped_visual_models_were_trained_by_the_recipe_that_names_them(model, recipe):
     """The README says each shipped visual model comes from its recipe: the training settings kept
-    in the model file must equal the recipe's, all but the run's name (the shipped model was
-    trained as an experiment that became the recipe). A knob added after the model was trained is
-    absent from its file; it matches only at its default, the value that keeps the old behaviour."""
+    in the model file must equal the recipe's with the documented extension (``--iterations 24``),
+    all but the run's name (the shipped model was trained as an experiment that became the recipe).
+    A knob added after the model was trained is absent from its file; it matches only at its
+    default, the value that keeps the old behaviour."""
     import argparse
     import dataclasses
 
     from lnn_drone.commands.train_cmd import load_train_config
     from lnn_drone.policy.model_file import load_model
 
-    args = argparse.Namespace(config=str(ROOT / recipe), core=None, seed=None, iterations=None, final_episodes=None, name=None)
+    args = argparse.Namespace(config=str(ROOT / recipe), core=None, seed=None, iterations=EXTENDED_TO, final_episodes=None,
+                              name=None)
     recipe_config = load_train_config(args)
     wanted = json.loads(json.dumps(dataclasses.asdict(recipe_config)))
     trained = load_model(ROOT / model).provenance["config"]
@@ -313,7 +351,8 @@ def test_every_shipped_recipe_is_a_valid_training_config(recipe):
 
     from lnn_drone.commands.train_cmd import load_train_config
 
-    args = argparse.Namespace(config=str(ROOT / recipe), core=None, seed=None, iterations=None, final_episodes=None, name=None)
+    args = argparse.Namespace(config=str(ROOT / recipe), core=None, seed=None, iterations=EXTENDED_TO, final_episodes=None,
+                              name=None)
     cfg = load_train_config(args)
     # experiments may stop after the expert iteration (a behaviour-cloning diagnosis); what ships trains by DAgger
     assert cfg.iterations >= (0 if recipe.startswith("config/experiments/") else 1) and cfg.inputs
