@@ -405,7 +405,7 @@ def test_shipped_model_reads_only_imu_and_camera():
 @pytest.mark.slow
 def test_shipped_model_flies_to_the_visual_target():
     """A few seeded nominal episodes with the numpy runtime. The model was released at 95 % (N = 100,
-    seed 0; 91 % at seed 1) and flies 8 of these 8; at 91 %, fewer than 4 of 8 has a probability of
+    seeds 0 and 1) and flies 8 of these 8; even at 91 %, fewer than 4 of 8 has a probability of
     ~0.03 %, so this fails on a real regression (a broken runtime, model or camera path flies none),
     not on chance."""
     from lnn_drone.training.agents import PolicyAgent
