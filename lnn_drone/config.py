@@ -225,10 +225,15 @@ class RandomizationConfig:
     rotor_drag_scale: list = param([1.0, 1.0], lo=0.0, hi=10.0,
                                    doc="[min, max] multiplier on the rotor-drag coefficients: how fast the airframe "
                                        "brakes itself (drag per mass differs several-fold between classes)")
+    wind_prob: float = param(0.0, lo=0.0, hi=1.0, doc="probability of a steady horizontal wind per episode")
+    wind_speed_mps: list = param([0.0, 0.0], unit="m/s", lo=0.0, hi=30.0,
+                                 doc="[min, max] speed of that wind, in a random horizontal direction. Why: rotor "
+                                     "drag makes the accelerometer read air-relative velocity, and a policy that "
+                                     "takes it for ground velocity brakes against a breeze")
 
     def check(self) -> None:
         for name in ("thrust_to_weight", "motor_tau_s", "action_latency_s", "imu_noise_scale", "gust_std_mps",
-                     "rotor_drag_scale"):
+                     "rotor_drag_scale", "wind_speed_mps"):
             v = getattr(self, name)
             if len(v) != 2 or v[0] > v[1]:
                 raise ConfigError(f"randomization.{name}: expected [min, max] with min <= max, got {v}")

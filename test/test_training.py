@@ -198,6 +198,43 @@ def test_a_finished_run_is_extended_by_more_iterations(tmp_path):
     shorter.close()
 
 
+@pytest.mark.slow
+def test_a_model_file_is_fine_tuned_from_its_own_weights_and_normalisation(tmp_path):
+    """``init_weights``: after the expert iteration the network is the file's, not a fresh one built
+    on the new data; a file whose inputs differ from the recipe's is refused before any training."""
+    from lnn_drone.policy.model_file import load_model
+
+    first = DaggerTrainer(tiny_config(iterations=0, updates_first=20), tmp_path / "first", progress=False)
+    first.run()
+    save_network(tmp_path / "start.safetensors", first.net)
+    first.close()
+    start = load_model(tmp_path / "start.safetensors")
+    # a learning rate too small to move a weight: what iteration 0 ends with is the file itself
+    tune = DaggerTrainer(tiny_config(iterations=0, updates_first=3, lr=1e-12, lr_final=1e-12, seed=11,
+                                     init_weights=str(tmp_path / "start.safetensors")), tmp_path / "tune", progress=False)
+    try:
+        tune.run()
+    finally:
+        tune.close()
+    tuned = load_model(tmp_path / "tune" / "iterations" / "it00.safetensors")
+    assert tuned.config == start.config              # normalisation of the file, not of the new data
+    for name, value in start.tensors.items():
+        np.testing.assert_allclose(tuned.tensors[name], value, atol=1e-6)
+    fresh = DaggerTrainer(tiny_config(iterations=0, updates_first=3, lr=1e-12, lr_final=1e-12, seed=11),
+                          tmp_path / "fresh", progress=False)
+    fresh.run()
+    fresh.close()
+    other = load_model(tmp_path / "fresh" / "iterations" / "it00.safetensors")
+    assert any(not np.allclose(other.tensors[n], v, atol=1e-3) for n, v in start.tensors.items())
+    wrong = DaggerTrainer(tiny_config(iterations=0, inputs=["imu", "goal_error"],
+                                      init_weights=str(tmp_path / "start.safetensors")), tmp_path / "wrong", progress=False)
+    try:
+        with pytest.raises(ValueError, match="reads inputs"):
+            wrong.run()
+    finally:
+        wrong.close()
+
+
 def save_random_model(path, inputs, control_period=1 / 120) -> Path:
     cfg = NetworkConfig(inputs=inputs, action=ActionSpec("motors"), control_period=control_period)
     save_network(path, build_policy_network(cfg, seed=0))

@@ -24,13 +24,15 @@ class EpisodeVariation:
     imu_noise_scale: float = 1.0
     constant_push_n: tuple[float, float, float] = (0.0, 0.0, 0.0)
     gust_std_mps: float | None = None
+    wind_mps: tuple[float, float, float] | None = None   # steady wind, world ENU; None: the sim config's
 
     def summary(self) -> dict:
         v = self.vehicle
         return {"mass_kg": v.mass_kg, "thrust_to_weight": v.thrust_to_weight, "inertia_kg_m2": list(v.inertia_kg_m2),
                 "motor_tau_up_s": self.motor_tau_up_s, "action_latency_s": self.action_latency_s,
                 "imu_noise_scale": self.imu_noise_scale, "constant_push_n": list(self.constant_push_n),
-                "rotor_drag_n_per_rpm_mps": list(v.rotor_drag_n_per_rpm_mps)}
+                "rotor_drag_n_per_rpm_mps": list(v.rotor_drag_n_per_rpm_mps),
+                "wind_mps": None if self.wind_mps is None else list(self.wind_mps)}
 
 
 def sample_variation(nominal: VehicleSpec, cfg: RandomizationConfig, rng: np.random.Generator) -> EpisodeVariation:
@@ -61,7 +63,11 @@ def sample_variation(nominal: VehicleSpec, cfg: RandomizationConfig, rng: np.ran
     if list(cfg.rotor_drag_scale) != [1.0, 1.0]:
         k = u(*cfg.rotor_drag_scale)
         vehicle = vehicle.replace(rotor_drag_n_per_rpm_mps=tuple(d * k for d in nominal.rotor_drag_n_per_rpm_mps))
-    return EpisodeVariation(vehicle, kf, km, tau, tau_down, latency, noise, push, gust)
+    wind = None
+    if cfg.wind_prob > 0 and rng.random() < cfg.wind_prob:
+        speed, az = u(*cfg.wind_speed_mps), u(0, 2 * math.pi)
+        wind = (speed * math.cos(az), speed * math.sin(az), 0.0)
+    return EpisodeVariation(vehicle, kf, km, tau, tau_down, latency, noise, push, gust, wind)
 
 
 def apply_variation(sim, var: EpisodeVariation) -> None:
@@ -73,3 +79,4 @@ def apply_variation(sim, var: EpisodeVariation) -> None:
     sim.imu_noise_scale = var.imu_noise_scale
     sim.set_constant_push(var.constant_push_n)
     sim.gust_std_mps = sim.config.wind.gust_std_mps if var.gust_std_mps is None else var.gust_std_mps
+    sim.set_wind(sim.config.wind.constant_mps if var.wind_mps is None else var.wind_mps)

@@ -121,6 +121,11 @@ class TrainConfig:
     # overrides select_best
     average_last: int = 0
     final_eval_episodes: int = 50      # per tier, written into the model file
+    # a model file to fine-tune: after the expert iteration the network is this file's (its architecture and
+    # input normalisation, which must agree with ``inputs``, ``core`` and ``action_mode``) instead of a fresh
+    # one built on the expert data; empty: train from scratch. Why: a new randomization can be taught to a
+    # model that already flies, in a third of a from-scratch run's time
+    init_weights: str = ""
     seed: int = 0
     threads: int = 2
 
@@ -423,8 +428,33 @@ class DaggerTrainer:
     def _load_weights(self, path: Path) -> None:
         from ..policy.model_file import load_model
 
+        self._load_tensors(load_model(path).tensors)
+
+    def _load_tensors(self, tensors: dict) -> None:
+        self.net.load_state_dict({k: self.torch.from_numpy(np.ascontiguousarray(v)) for k, v in tensors.items()})
+
+    def _init_model(self):
+        """The model file of ``init_weights``, checked against this recipe before anything is flown."""
+        from ..policy.model_file import load_model
+
+        path = self.cfg.init_weights
         model = load_model(path)
-        self.net.load_state_dict({k: self.torch.from_numpy(np.ascontiguousarray(v)) for k, v in model.tensors.items()})
+        names = [s.name for s in model.config.inputs]
+        if names != list(self.cfg.inputs):
+            raise ValueError(f"init_weights {path} reads inputs {names}, this recipe {list(self.cfg.inputs)}")
+        if model.config.core != self.cfg.core or model.config.action.mode != self.cfg.action_mode:
+            raise ValueError(f"init_weights {path} is a {model.config.core} core in {model.config.action.mode} mode, "
+                             f"this recipe a {self.cfg.core} core in {self.cfg.action_mode} mode")
+        return model
+
+    def _init_from(self, model):
+        """The network of a loaded model file, with its weights and input normalisation, to fine-tune."""
+        from ..policy.network import build_policy_network
+
+        self.net = build_policy_network(model.config, seed=self.cfg.seed)
+        self._load_tensors(model.tensors)
+        self.optimizer = self.torch.optim.Adam(self.net.parameters(), lr=self.cfg.lr)
+        return self.net
 
     def _resume(self) -> tuple[int, float]:
         state_path = self.run_dir / "state.json"
@@ -474,10 +504,11 @@ class DaggerTrainer:
         done, elapsed_before = self._resume() if resume else (-1, 0.0)
         if not resume and (self.run_dir / "state.json").exists():
             raise ValueError(f"{self.run_dir} already holds a run; pass --resume or use a new --run-dir")
+        init = self._init_model() if self.cfg.init_weights and done < 0 else None
         for it in range(done + 1, self.cfg.iterations + 1):
             if it == 0:
                 stats = self.collect(0, self.cfg.expert_episodes, 0.0)
-                self.build_network()
+                self.build_network() if init is None else self._init_from(init)
                 loss = self.train(0, self.cfg.updates_first)
             else:
                 beta = self.cfg.beta0 * 0.5 ** (it - 1)
@@ -526,7 +557,7 @@ class DaggerTrainer:
             if m.config != models[0].config:
                 raise ValueError(f"cannot average {p} with {paths[0]}: another network configuration or normalisation")
         mean = {k: np.mean([m.tensors[k] for m in models], axis=0) for k in models[0].tensors}
-        self.net.load_state_dict({k: self.torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in mean.items()})
+        self._load_tensors({k: v.astype(np.float32) for k, v in mean.items()})
 
     def final_evaluation(self, model_path: str | Path, episodes: int | None = None) -> dict:
         from .agents import PolicyAgent

@@ -111,6 +111,11 @@ class VisualDaggerTrainer(DaggerTrainer):
         self._add_view_head()
         return net
 
+    def _init_from(self, model):
+        net = super()._init_from(model)
+        self._add_view_head()   # a fresh head: the model file holds the policy alone
+        return net
+
     def _resume(self):
         out = super()._resume()
         if self.net is not None:

@@ -12,7 +12,8 @@ and heading within :data:`HEADING_TOL_DEG` of the bearing to the target.
 
 Conditions are plain overrides of the scene, camera, vehicle and target; ``nominal`` (first)
 is the training distribution of scenes flown by the nominal vehicle. Those marked
-``in_distribution`` are not counted in the out-of-distribution mean.
+``in_distribution`` are not counted in the out-of-distribution mean, nor are the ``extra`` ones:
+conditions beyond the issue's out-of-distribution list (a steady wind), reported beside it.
 """
 from __future__ import annotations
 
@@ -68,6 +69,8 @@ class Condition:
     vehicle: str | None = None                       # None: the settings' vehicle
     target_speed_mps: float = 0.0
     target_rgba: tuple | None = None
+    wind_mps: float = 0.0                            # steady horizontal wind, a random direction per episode
+    extra: bool = False                              # beyond the issue's OOD list: not in the OOD mean
 
 
 CONDITIONS: dict[str, Condition] = {c.name: c for c in (
@@ -89,6 +92,8 @@ CONDITIONS: dict[str, Condition] = {c.name: c for c in (
     Condition("blur", "Gaussian blur, sigma 1 px", corruption=Corruption(blur_sigma_px=1.0)),
     Condition("latency_50ms", "camera frames arrive 50 ms late", camera_latency_s=0.05),
     Condition("quad250", "the 250 mm vehicle (quad250) instead of the crazyflie2", vehicle="quad250"),
+    Condition("wind", "a steady 0.5 m/s horizontal wind (a light breeze) from a random direction, static target",
+              wind_mps=0.5, extra=True),
 )}
 
 
@@ -104,7 +109,18 @@ def get_condition(name: str) -> Condition:
 
 
 def ood_condition_names() -> list[str]:
-    return [n for n, c in CONDITIONS.items() if not c.in_distribution]
+    """The conditions of the out-of-distribution mean: the issue's list, without the extras."""
+    return [n for n, c in CONDITIONS.items() if not (c.in_distribution or c.extra)]
+
+
+def episode_wind(condition: Condition, seed: int, index: int) -> tuple[float, float, float] | None:
+    """The steady wind (world ENU, m/s) of protocol episode ``index``, or None: its direction is a
+    pure function of the seed and index, from a stream of its own (the start states stay those of
+    every other condition)."""
+    if condition.wind_mps <= 0:
+        return None
+    az = np.random.default_rng([seed, 4243, index]).uniform(-math.pi, math.pi)
+    return (condition.wind_mps * math.cos(az), condition.wind_mps * math.sin(az), 0.0)
 
 
 @dataclass
@@ -306,10 +322,12 @@ def run_visual_episodes(envs: list, controller, settings: VisualEvalSettings, in
     from .evaluation import fly_batch
 
     rec = TaskRecorder(controller)
+    cond = get_condition(settings.condition)
     resets = []
     for env, index in zip(envs, indices):
         state, seed = episode_start(settings.seed, index)
-        resets.append((seed, {"state": state, "variation": EpisodeVariation(env.unwrapped.nominal_vehicle)}))
+        variation = EpisodeVariation(env.unwrapped.nominal_vehicle, wind_mps=episode_wind(cond, settings.seed, index))
+        resets.append((seed, {"state": state, "variation": variation}))
     flight = fly_batch(envs, rec, resets)
     rec.record(envs[: len(indices)])  # the state after the last step
     out = []

@@ -251,7 +251,7 @@ def write_visual_report(cells: dict, out_dir: Path, saliency_model: str | None, 
             matched = v is not None and v.get("vehicle_matching", "").startswith("on")
             row.append("—" if v is None else f"{_pct(v['success_rate'])} ({_pct(v['success_ci_low'])}) / "
                        f"{v['final_distance_error_m_median']:.2f} m" + (" †" if matched else ""))
-        tag = "" if CONDITIONS[c].in_distribution else " (OOD)"
+        tag = "" if CONDITIONS[c].in_distribution else " (extra, not in the OOD mean)" if CONDITIONS[c].extra else " (OOD)"
         lines.append(f"| {c}{tag} | " + " | ".join(row) + " |")
     means = []
     for s in sources:
