@@ -594,6 +594,67 @@ def test_target_view_labels_follow_the_camera_geometry():
         assert target_view_labels(eye, (0.0, 0.0, 1.0), target, 64, 48, 90.0).tolist() == [0.0] * 4
 
 
+def test_relative_velocity_labels_are_in_the_heading_frame():
+    """Forward / left / up of the drone's heading, whatever its tilt; the target's velocity less the
+    drone's, so a drone flying along with the target reads zero."""
+    from lnn_drone.training.relative_velocity import relative_velocity_label
+
+    eye = np.eye(3).flatten()
+    assert relative_velocity_label(eye, (0.0, 0.0, 0.0), (0.5, 0.0, 0.0)) == pytest.approx([0.5, 0.0, 0.0])
+    assert relative_velocity_label(eye, (0.5, 0.0, 0.0), (0.5, 0.0, 0.0)) == pytest.approx([0.0, 0.0, 0.0])
+    yawed = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]).flatten()   # facing +y
+    assert relative_velocity_label(yawed, (0.0, 0.0, 0.0), (0.5, 0.0, -0.1)) == pytest.approx([0.0, -0.5, -0.1])
+    c, s = math.cos(0.3), math.sin(0.3)
+    pitched = np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]]).flatten()       # nose down, heading +x
+    assert relative_velocity_label(pitched, (0.0, 0.0, 0.0), (0.0, 0.0, 1.0)) == pytest.approx([0.0, 0.0, 1.0])
+
+
+def test_relative_velocity_loss_trains_a_head_on_the_core_state_that_is_not_in_the_model_file(tmp_path):
+    """With ``relative_velocity_weight`` (beside the target-view loss) the dataset records both
+    label sets after the commands, the head reads the core's whole state, and the model file is
+    the plain policy."""
+    from dataclasses import replace
+
+    import torch
+
+    from lnn_drone.policy.model_file import load_model, save_network
+    from lnn_drone.training.dagger_visual import VisualDaggerTrainer, VisualTrainConfig
+
+    cfg = VisualTrainConfig(inputs=["image", "imu_accel", "gravity_body"], action_mode="ctbr", control_hz=30.0,
+                            episode_s=3.5, iterations=0, expert_episodes=2, updates_first=30, batch_size=2,
+                            window_steps=8, burn_in_steps=4, rollout_batch=2, check_episodes=1, moving_fraction=1.0,
+                            target_view_weight=1.0, relative_velocity_weight=1.0,
+                            network={"vector_encoder_units": 8, "image_features": 8, "image_normalization": "per_frame"})
+    trainer = VisualDaggerTrainer(cfg, tmp_path / "run", progress=False)
+    try:
+        trainer.collect(0, 2, 0.0)
+        labels = trainer.dataset.episodes[0].labels
+        assert labels.shape[1] == 4 + 4 + 3
+        assert np.abs(labels[0, 8:10]).max() > 0.1        # a moving target: relative velocity from the first step
+        trainer.build_network()
+        assert trainer.velocity_head.in_features == trainer.net.state_size
+        head_before = trainer.velocity_head.weight.detach().clone()
+        trainer.train(0, 30)
+        assert trainer.last_auxiliary_loss is not None and np.isfinite(trainer.last_auxiliary_loss)
+        assert not torch.equal(head_before, trainer.velocity_head.weight)   # the head is in the optimizer
+        with pytest.raises(ValueError, match="labels per step"):
+            trainer.auxiliary_loss(torch.zeros(2, 12, 4), torch.ones(2, 12))
+        save_network(tmp_path / "m.safetensors", trainer.net)
+    finally:
+        trainer.close()
+    plain = VisualDaggerTrainer(replace(cfg, target_view_weight=0.0, relative_velocity_weight=0.0), tmp_path / "r2",
+                                progress=False)
+    try:
+        plain.collect(0, 1, 0.0)
+        plain.build_network()
+        assert plain.velocity_head is None and plain.dataset.episodes[0].labels.shape[1] == 4
+    finally:
+        plain.close()
+    assert set(load_model(tmp_path / "m.safetensors").tensors) == set(plain.net.state_dict())
+    with pytest.raises(ValueError, match="relative_velocity_weight"):
+        VisualTrainConfig(inputs=["image", "imu_accel"], relative_velocity_weight=float("nan")).check()
+
+
 def test_target_view_loss_trains_a_head_that_is_not_in_the_model_file(tmp_path):
     """With ``target_view_weight`` the dataset records the view labels after the commands, the
     loss is logged, and the saved model has exactly the tensors of a model trained without it."""

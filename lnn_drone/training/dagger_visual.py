@@ -54,6 +54,11 @@ class VisualTrainConfig(TrainConfig):
     # steps with the target in view. Training only: the head is not saved, the model file is unchanged. Why:
     # imitation alone never taught the encoder to find the target in walls scenes, direct labels do (README)
     target_view_weight: float = 0.0
+    # > 0: weight of an auxiliary loss: a linear head on the recurrent core's state regresses the target's
+    # velocity relative to the drone in its heading frame (lnn_drone.training.relative_velocity), from privileged
+    # labels. Training only, like the target-view head. Why: the students took air-relative velocity (the
+    # accelerometer's drag reading) for the velocity relative to the target, and trail a moving target
+    relative_velocity_weight: float = 0.0
     check_conditions: list = field(default_factory=lambda: ["nominal"])
     final_conditions: list = field(default_factory=lambda: ["nominal", "moving_target"])
 
@@ -71,8 +76,9 @@ class VisualTrainConfig(TrainConfig):
                 raise ValueError(f"{share} must be in [0, 1], got {getattr(self, share)}")
         if not 0 <= self.walls_from_iteration <= self.iterations:
             raise ValueError(f"walls_from_iteration must be in [0, iterations = {self.iterations}], got {self.walls_from_iteration}")
-        if not (math.isfinite(self.target_view_weight) and self.target_view_weight >= 0):
-            raise ValueError(f"target_view_weight must be >= 0 (0: off), got {self.target_view_weight}")
+        for weight in ("target_view_weight", "relative_velocity_weight"):
+            if not (math.isfinite(getattr(self, weight)) and getattr(self, weight) >= 0):
+                raise ValueError(f"{weight} must be >= 0 (0: off), got {getattr(self, weight)}")
         if self.expert_integral_gain < 0 or self.expert_integral_limit_m <= 0 or self.expert_integral_gate_m <= 0:
             raise ValueError("expert_integral_gain must be >= 0 and expert_integral_limit_m, expert_integral_gate_m > 0")
 
@@ -93,36 +99,47 @@ class VisualDaggerTrainer(DaggerTrainer):
                                    integral_gain=config.expert_integral_gain,
                                    integral_limit_m=config.expert_integral_limit_m,
                                    integral_gate_m=config.expert_integral_gate_m)
-        self.view_head = None   # the target-view head (target_view_weight > 0), made with the network
+        self.view_head = self.velocity_head = None   # the auxiliary losses' heads, made with the network
 
-    # ------------------------------------------------------------------ the target-view auxiliary loss
+    # ------------------------------------------------------------------ the auxiliary losses (target view, relative velocity)
     def extra_labels(self, envs: list) -> np.ndarray | None:
-        """Where the target is in each env's camera view (``target_view_labels``), when the loss is on."""
-        if self.cfg.target_view_weight <= 0:
-            return None
-        from .target_view import target_view_labels
+        """Per env, the labels of the auxiliary losses that are on, in this order: where the target
+        is in the camera's view (``target_view_labels``), the target's velocity relative to the drone
+        (``relative_velocity_label``)."""
+        parts = []
+        bases = [e.unwrapped for e in envs]
+        if self.cfg.target_view_weight > 0:
+            from .target_view import target_view_labels
 
-        s = self.setup
-        return np.stack([target_view_labels(e.unwrapped.sim.rotation_matrix, e.unwrapped.sim.position,
-                                            e.unwrapped.target_position, s.width, s.height, s.fov_deg) for e in envs])
+            s = self.setup
+            parts.append(np.stack([target_view_labels(b.sim.rotation_matrix, b.sim.position, b.target_position,
+                                                      s.width, s.height, s.fov_deg) for b in bases]))
+        if self.cfg.relative_velocity_weight > 0:
+            from .relative_velocity import relative_velocity_label
+
+            parts.append(np.stack([relative_velocity_label(b.sim.rotation_matrix, b.sim._vel, b.target_velocity)
+                                   for b in bases]))
+        return np.concatenate(parts, 1) if parts else None
 
     def build_network(self):
         net = super().build_network()
-        self._add_view_head()
+        self._add_auxiliary_heads()
         return net
 
     def _init_from(self, model):
         net = super()._init_from(model)
-        self._add_view_head()   # a fresh head: the model file holds the policy alone
+        self._add_auxiliary_heads()   # a fresh head: the model file holds the policy alone
         return net
 
     def _resume(self):
         out = super()._resume()
         if self.net is not None:
-            self._add_view_head()   # a fresh head: like Adam's moments, it is not kept between sessions
+            self._add_auxiliary_heads()   # a fresh head: like Adam's moments, it is not kept between sessions
         return out
 
-    def _add_view_head(self) -> None:
+    def _add_auxiliary_heads(self) -> None:
+        """The training-only heads of the auxiliary losses that are on (never in the model file)."""
+        self._add_velocity_head()
         self.view_head = None
         if self.cfg.target_view_weight <= 0 or getattr(self.net, "image_encoder", None) is None:
             return
@@ -135,30 +152,61 @@ class VisualDaggerTrainer(DaggerTrainer):
             self.view_head.bias.zero_()
         self.optimizer.add_param_group({"params": list(self.view_head.parameters())})
 
+    def _add_velocity_head(self) -> None:
+        """A linear head from the core's whole state to the relative velocity (weight > 0)."""
+        self.velocity_head = None
+        if self.cfg.relative_velocity_weight <= 0:
+            return
+        from .relative_velocity import RELATIVE_VELOCITY_LABELS
+
+        torch = self.torch
+        gen = torch.Generator().manual_seed(self.cfg.seed + 8)
+        self.velocity_head = torch.nn.Linear(self.net.state_size, RELATIVE_VELOCITY_LABELS)
+        with torch.no_grad():
+            bound = 1.0 / math.sqrt(self.net.state_size)
+            self.velocity_head.weight.uniform_(-bound, bound, generator=gen)
+            self.velocity_head.bias.zero_()
+        self.optimizer.add_param_group({"params": list(self.velocity_head.parameters())})
+
     def train(self, iteration: int, updates: int) -> float:
-        if self.view_head is None:
-            return super().train(iteration, updates)
-        self._view_features = None
+        hooks = []
+        self._view_features, self._core_states = None, []
+        if self.view_head is not None:
+            def keep(_module, _inputs, out):
+                self._view_features = out
 
-        def keep(_module, _inputs, out):
-            self._view_features = out
+            hooks.append(self.net.image_encoder.register_forward_hook(keep))
+        if self.velocity_head is not None:
+            def keep_state(_module, _inputs, out):   # the core runs once per step: (output, new state, aux)
+                self._core_states.append(out[1])
 
-        hook = self.net.image_encoder.register_forward_hook(keep)
+            hooks.append(self.net.core.register_forward_hook(keep_state))
         try:
             return super().train(iteration, updates)
         finally:
-            hook.remove()
+            for hook in hooks:
+                hook.remove()
 
     def auxiliary_loss(self, extra_labels, mask):
-        if self.view_head is None:
-            return None
+        from .relative_velocity import RELATIVE_VELOCITY_LABELS, relative_velocity_loss
         from .target_view import VIEW_LABELS, target_view_loss
 
-        if extra_labels.shape[-1] != VIEW_LABELS:
-            raise ValueError(f"target_view_weight > 0 needs {VIEW_LABELS} target-view labels per step, the dataset "
-                             f"holds {extra_labels.shape[-1]} (recorded without the loss?)")
-        pred = self.view_head(self._view_features).reshape(*mask.shape, 3)
-        return self.cfg.target_view_weight * target_view_loss(pred, extra_labels, mask)
+        want = VIEW_LABELS * (self.view_head is not None) + RELATIVE_VELOCITY_LABELS * (self.velocity_head is not None)
+        if extra_labels.shape[-1] != want:
+            raise ValueError(f"the auxiliary losses that are on (target_view_weight, relative_velocity_weight) need {want} "
+                             f"labels per step, the dataset holds {extra_labels.shape[-1]} (recorded with other losses?)")
+        loss, used = None, 0
+        if self.view_head is not None:
+            pred = self.view_head(self._view_features).reshape(*mask.shape, 3)
+            loss = self.cfg.target_view_weight * target_view_loss(pred, extra_labels[..., :VIEW_LABELS], mask)
+            used = VIEW_LABELS
+        if self.velocity_head is not None:
+            states = self.torch.stack(self._core_states, 1)     # (B, T, S), this forward pass's steps
+            self._core_states.clear()
+            v = self.cfg.relative_velocity_weight * relative_velocity_loss(self.velocity_head(states),
+                                                                          extra_labels[..., used:], mask)
+            loss = v if loss is None else loss + v
+        return loss
 
     def run(self, resume: bool = False) -> dict:
         if not self.cfg.dataset:

@@ -1,0 +1,35 @@
+"""The target's velocity relative to the drone, in the drone's heading frame: the labels of an
+auxiliary loss on the recurrent core's state.
+
+Why: the students take the accelerometer's rotor-drag reading for their velocity, and that reading
+is the velocity relative to the air. On a moving target or in a steady wind it is not the velocity
+relative to the target, and the students trail the target or sit downwind (README, "Failing
+conditions"). The camera shows the relative velocity (the target's drift and looming, the ground's
+flow), but imitation gives the core only an indirect reason to compute it; this label gives a
+direct one. Privileged (true velocities), training only: the head that reads it is never part of
+the model file.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+RELATIVE_VELOCITY_LABELS = 3   # forward, left, up (m/s): x and y of the heading frame, world z
+
+
+def relative_velocity_label(rot, drone_velocity, target_velocity) -> np.ndarray:
+    """(3,) ``target_velocity - drone_velocity`` (world ENU) in the heading frame of a drone whose
+    body-to-world rotation is ``rot`` (row-major 3x3): rotated by its yaw alone, so a tilt does not
+    mix the vertical into the horizontal."""
+    r = np.asarray(rot, dtype=float).reshape(3, 3)
+    yaw = math.atan2(r[1, 0], r[0, 0])
+    c, s = math.cos(yaw), math.sin(yaw)
+    d = np.asarray(target_velocity, dtype=float) - np.asarray(drone_velocity, dtype=float)
+    return np.array([c * d[0] + s * d[1], -s * d[0] + c * d[1], d[2]], dtype=np.float32)
+
+
+def relative_velocity_loss(pred, labels, mask):
+    """Mean over scored steps of the squared error: ``pred`` and ``labels`` (..., 3), ``mask`` (...)."""
+    per = (pred - labels).square().sum(-1)
+    return (per * mask).sum() / mask.sum().clamp(min=1.0)
