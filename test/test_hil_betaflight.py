@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from lnn_drone.fc import msp
-from lnn_drone.fc.betaflight.backend import FcStatus
+from lnn_drone.fc.betaflight.backend import CONNECT_TIMEOUT_S, FcStatus
 from lnn_drone.fc.betaflight.sitl import BetaflightSitl
 from lnn_drone.frames import GRAVITY, axis_angle_to_quat
 from lnn_drone.hil.episodes import fly_hil_episodes, hil_settings
@@ -34,7 +34,10 @@ def test_handshake_two_instances_side_by_side():
         for s in (a, b):
             for version in (1, 2):
                 c = msp.MspClient(msp.open_transport(s.msp_device), version=version)
-                api = c.request(msp.MSP_API_VERSION)
+                # a firmware that has just opened its port may answer only after a while on a loaded
+                # machine: wait as long as the bridge does (3 tries of 0.5 s failed a fresh-clone run
+                # beside a training)
+                api = c.request(msp.MSP_API_VERSION, retries=math.ceil(CONNECT_TIMEOUT_S / c.timeout_s) - 1)
                 assert (api[1], api[2]) >= (1, 46)  # Betaflight 4.6 speaks MSP API 1.47
                 assert c.request(msp.MSP_FC_VARIANT)[:4] == b"BTFL"
                 assert c.request(msp.MSP_FC_VERSION)[:2] == bytes([4, 6])

@@ -16,7 +16,7 @@ from lnn_drone.policy import ActionSpec, InputSpec, NetworkConfig  # noqa: E402
 from lnn_drone.policy.model_file import ModelFileError, save_network  # noqa: E402
 from lnn_drone.policy.network import build_policy_network  # noqa: E402
 from lnn_drone.training.agents import PolicyAgent  # noqa: E402
-from lnn_drone.training.dagger import DaggerTrainer, TrainConfig, imitation_loss  # noqa: E402
+from lnn_drone.training.dagger import DaggerTrainer, TrainConfig, imitation_loss, with_defaults  # noqa: E402
 from lnn_drone.training.dataset import Dataset  # noqa: E402
 from lnn_drone.training.evaluation import EvalSettings, evaluate  # noqa: E402
 
@@ -176,6 +176,11 @@ def test_a_finished_run_is_extended_by_more_iterations(tmp_path):
     first.run()
     first.close()
     it00 = (run / "iterations" / "it00.safetensors").read_bytes()
+    # a run saved before a knob existed (here a top-level and two nested ones) ran with its default
+    state = json.loads((run / "state.json").read_text())
+    del state["config"]["init_weights"], state["config"]["randomization"]["wind_prob"]
+    del state["config"]["randomization"]["wind_speed_mps"]
+    (run / "state.json").write_text(json.dumps(state))
     cfg = tiny_config(iterations=1, updates_first=20, updates_per_iteration=10)
     longer = DaggerTrainer(cfg, run, progress=False)
     try:
@@ -375,8 +380,7 @@ def test_shipped_visual_models_were_trained_by_the_recipe_that_names_them(model,
     recipe_config = load_train_config(args)
     wanted = json.loads(json.dumps(dataclasses.asdict(recipe_config)))
     trained = load_model(ROOT / model).provenance["config"]
-    defaults = json.loads(json.dumps(dataclasses.asdict(type(recipe_config)())))
-    trained = {**{k: defaults[k] for k in set(wanted) - set(trained) if k in defaults}, **trained}
+    trained = with_defaults(trained, json.loads(json.dumps(dataclasses.asdict(type(recipe_config)()))))
     differs = {k for k in set(wanted) | set(trained) if k != "name" and wanted.get(k) != trained.get(k)}
     assert not differs, {k: (wanted.get(k), trained.get(k)) for k in differs}
 

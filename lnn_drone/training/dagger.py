@@ -469,7 +469,7 @@ class DaggerTrainer:
         # anything else would mix two recipes in one model
         extendable = {"iterations", "final_eval_episodes", "select_best", "average_last"}
         # a field added to TrainConfig after the run was saved ran with its default
-        saved_config = {**_jsonable(asdict(type(self.cfg)())), **state["config"]}
+        saved_config = with_defaults(state["config"], _jsonable(asdict(type(self.cfg)())))
         saved = {k: v for k, v in saved_config.items() if k not in extendable}
         now = {k: v for k, v in _jsonable(asdict(self.cfg)).items() if k not in extendable}
         if saved != now:
@@ -617,6 +617,18 @@ class _DaggerPilot:
         # camera frames stay uint8 (a quarter of the memory); everything else float32
         return ({n: np.asarray(v) if v[0].dtype == np.uint8 else np.asarray(v, dtype=np.float32)
                  for n, v in self.inputs.items()}, np.asarray(self.labels))
+
+
+def with_defaults(saved: dict, defaults: dict) -> dict:
+    """A training configuration saved by an older version, with every field added since (at any
+    depth, e.g. a new randomization knob) at its default: the value it ran with."""
+    out = dict(saved)
+    for key, default in defaults.items():
+        if key not in out:
+            out[key] = default
+        elif isinstance(default, dict) and isinstance(out[key], dict):
+            out[key] = with_defaults(out[key], default)
+    return out
 
 
 def _jsonable(obj):
