@@ -594,6 +594,18 @@ def test_target_view_labels_follow_the_camera_geometry():
         assert target_view_labels(eye, (0.0, 0.0, 1.0), target, 64, 48, 90.0).tolist() == [0.0] * 4
 
 
+def tiny_visual_config(**kw):
+    """A visual DAgger recipe small enough for a test: 2 expert episodes, 8-step windows, the
+    target-view loss on."""
+    from lnn_drone.training.dagger_visual import VisualTrainConfig
+
+    base = dict(inputs=["image", "imu_accel", "gravity_body"], action_mode="ctbr", control_hz=30.0, episode_s=3.5,
+                iterations=1, expert_episodes=2, episodes_per_iteration=2, updates_first=40, updates_per_iteration=2,
+                batch_size=2, window_steps=8, burn_in_steps=4, rollout_batch=2, check_episodes=1, target_view_weight=1.0,
+                network={"vector_encoder_units": 8, "image_features": 8, "image_normalization": "per_frame"})
+    return VisualTrainConfig(**{**base, **kw})
+
+
 def test_relative_velocity_labels_are_in_the_heading_frame():
     """Forward / left / up of the drone's heading, whatever its tilt; the target's velocity less the
     drone's, so a drone flying along with the target reads zero."""
@@ -620,11 +632,7 @@ def test_relative_velocity_loss_trains_a_head_on_the_core_state_that_is_not_in_t
     from lnn_drone.policy.model_file import load_model, save_network
     from lnn_drone.training.dagger_visual import VisualDaggerTrainer, VisualTrainConfig
 
-    cfg = VisualTrainConfig(inputs=["image", "imu_accel", "gravity_body"], action_mode="ctbr", control_hz=30.0,
-                            episode_s=3.5, iterations=0, expert_episodes=2, updates_first=30, batch_size=2,
-                            window_steps=8, burn_in_steps=4, rollout_batch=2, check_episodes=1, moving_fraction=1.0,
-                            target_view_weight=1.0, relative_velocity_weight=1.0,
-                            network={"vector_encoder_units": 8, "image_features": 8, "image_normalization": "per_frame"})
+    cfg = tiny_visual_config(iterations=0, updates_first=30, moving_fraction=1.0, relative_velocity_weight=1.0)
     trainer = VisualDaggerTrainer(cfg, tmp_path / "run", progress=False)
     try:
         trainer.collect(0, 2, 0.0)
@@ -665,11 +673,7 @@ def test_target_view_loss_trains_a_head_that_is_not_in_the_model_file(tmp_path):
     from lnn_drone.policy.model_file import load_model
     from lnn_drone.training.dagger_visual import VisualDaggerTrainer, VisualTrainConfig
 
-    cfg = VisualTrainConfig(inputs=["image", "imu_accel", "gravity_body"], action_mode="ctbr", control_hz=30.0,
-                            episode_s=3.5, iterations=1, expert_episodes=2, episodes_per_iteration=2, updates_first=40,
-                            updates_per_iteration=2, batch_size=2, window_steps=8, burn_in_steps=4, rollout_batch=2,
-                            check_episodes=1, target_view_weight=1.0,
-                            network={"vector_encoder_units": 8, "image_features": 8, "image_normalization": "per_frame"})
+    cfg = tiny_visual_config()
     trainer = VisualDaggerTrainer(cfg, tmp_path / "run", progress=False)
     try:
         trainer.collect(0, 2, 0.0)
