@@ -138,35 +138,29 @@ class VisualDaggerTrainer(DaggerTrainer):
         return out
 
     def _add_auxiliary_heads(self) -> None:
-        """The training-only heads of the auxiliary losses that are on (never in the model file)."""
-        self._add_velocity_head()
-        self.view_head = None
-        if self.cfg.target_view_weight <= 0 or getattr(self.net, "image_encoder", None) is None:
-            return
-        torch = self.torch
-        gen = torch.Generator().manual_seed(self.cfg.seed + 7)
-        self.view_head = torch.nn.Linear(self.net.config.image_features, 3)
-        with torch.no_grad():
-            bound = 1.0 / math.sqrt(self.net.config.image_features)
-            self.view_head.weight.uniform_(-bound, bound, generator=gen)
-            self.view_head.bias.zero_()
-        self.optimizer.add_param_group({"params": list(self.view_head.parameters())})
-
-    def _add_velocity_head(self) -> None:
-        """A linear head from the core's whole state to the relative velocity (weight > 0)."""
-        self.velocity_head = None
-        if self.cfg.relative_velocity_weight <= 0:
-            return
+        """The training-only heads of the auxiliary losses that are on (never in the model file):
+        target view from the camera features, relative velocity from the core's whole state."""
         from .relative_velocity import RELATIVE_VELOCITY_LABELS
 
+        # in this order (each nn.Linear draws from torch's global generator before its seeded init):
+        # the run of config/experiments/visual_relative_velocity.yaml made them so
+        self.velocity_head = (self._new_head(self.net.state_size, RELATIVE_VELOCITY_LABELS, seed_offset=8)
+                              if self.cfg.relative_velocity_weight > 0 else None)
+        has_camera = getattr(self.net, "image_encoder", None) is not None
+        self.view_head = (self._new_head(self.net.config.image_features, 3, seed_offset=7)
+                          if self.cfg.target_view_weight > 0 and has_camera else None)
+
+    def _new_head(self, inputs: int, outputs: int, seed_offset: int):
+        """A seeded linear head (uniform ±1/sqrt(inputs), zero bias), added to the optimizer."""
         torch = self.torch
-        gen = torch.Generator().manual_seed(self.cfg.seed + 8)
-        self.velocity_head = torch.nn.Linear(self.net.state_size, RELATIVE_VELOCITY_LABELS)
+        gen = torch.Generator().manual_seed(self.cfg.seed + seed_offset)
+        head = torch.nn.Linear(inputs, outputs)
         with torch.no_grad():
-            bound = 1.0 / math.sqrt(self.net.state_size)
-            self.velocity_head.weight.uniform_(-bound, bound, generator=gen)
-            self.velocity_head.bias.zero_()
-        self.optimizer.add_param_group({"params": list(self.velocity_head.parameters())})
+            bound = 1.0 / math.sqrt(inputs)
+            head.weight.uniform_(-bound, bound, generator=gen)
+            head.bias.zero_()
+        self.optimizer.add_param_group({"params": list(head.parameters())})
+        return head
 
     def train(self, iteration: int, updates: int) -> float:
         hooks = []
