@@ -156,6 +156,20 @@ def imu_accel(obs) -> np.ndarray:
     return imu[..., 3:6]
 
 
+@register_feature("specific_force_z", dim=1, requires=("imu",))
+def specific_force_z(obs) -> np.ndarray:
+    """The accelerometer's body-z specific force alone (m/s², thrust and vertical drag per mass).
+
+    Why: thrust is along body z, so the horizontal specific force of ``imu_accel`` is rotor drag,
+    which reads the velocity relative to the *air*. A camera policy that reads it takes that for
+    its velocity relative to the target, which is wrong whenever the target or the air moves.
+    Reading this instead, it has to take its horizontal velocity from the camera."""
+    imu = np.asarray(obs["imu"], dtype=np.float64)
+    if imu.shape[-1] != 6:
+        raise ValueError(f"specific_force_z needs imu (..., 6), got {imu.shape}")
+    return imu[..., 5:6]
+
+
 # |drag_velocity| is clipped here (m/s): beyond it the linear drag model says nothing, and a
 # push or a crash spike divided by a small drag per mass would be a large, meaningless input
 DRAG_VELOCITY_LIMIT_MPS = 6.0
