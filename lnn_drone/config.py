@@ -227,9 +227,9 @@ class RandomizationConfig:
                                        "brakes itself (drag per mass differs several-fold between classes)")
     wind_prob: float = param(0.0, lo=0.0, hi=1.0, doc="probability of a steady horizontal wind per episode")
     wind_speed_mps: list = param([0.0, 0.0], unit="m/s", lo=0.0, hi=30.0,
-                                 doc="[min, max] speed of that wind, in a random horizontal direction. Why: rotor "
-                                     "drag makes the accelerometer read air-relative velocity, and a policy that "
-                                     "takes it for ground velocity brakes against a breeze")
+                                 doc="[min, max] speed of that wind, in a random horizontal direction. Why: a "
+                                     "steady breeze is the first thing a policy meets outdoors, and holding still "
+                                     "in it takes a steady tilt against rotor drag")
 
     def check(self) -> None:
         for name in ("thrust_to_weight", "motor_tau_s", "action_latency_s", "imu_noise_scale", "gust_std_mps",

@@ -1,6 +1,7 @@
 """Steady wind: drawn per training episode by the randomization, and a condition of the visual
-protocol. Why it matters: rotor drag makes the accelerometer read the air-relative velocity, so a
-policy that takes that reading for its ground velocity brakes against a breeze."""
+protocol. Why it matters: holding still in a breeze takes a steady tilt against rotor drag, the
+same steady force as following the moving target through still air, and the visual students fail
+both (README, "Failing conditions")."""
 from __future__ import annotations
 
 import math

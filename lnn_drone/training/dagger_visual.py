@@ -56,8 +56,8 @@ class VisualTrainConfig(TrainConfig):
     target_view_weight: float = 0.0
     # > 0: weight of an auxiliary loss: a linear head on the recurrent core's state regresses the target's
     # velocity relative to the drone in its heading frame (lnn_drone.training.relative_velocity), from privileged
-    # labels. Training only, like the target-view head. Why: the students took air-relative velocity (the
-    # accelerometer's drag reading) for the velocity relative to the target, and trail a moving target
+    # labels. Training only, like the target-view head. Why: a moving target asks for the velocity relative to it,
+    # which the camera shows but imitation rewards only indirectly (README, "Tried and dropped")
     relative_velocity_weight: float = 0.0
     check_conditions: list = field(default_factory=lambda: ["nominal"])
     final_conditions: list = field(default_factory=lambda: ["nominal", "moving_target"])

@@ -1,12 +1,12 @@
 """The target's velocity relative to the drone, in the drone's heading frame: the labels of an
 auxiliary loss on the recurrent core's state.
 
-Why: the students take the accelerometer's rotor-drag reading for their velocity, and that reading
-is the velocity relative to the air. On a moving target or in a steady wind it is not the velocity
-relative to the target, and the students trail the target or sit downwind (README, "Failing
-conditions"). The camera shows the relative velocity (the target's drift and looming, the ground's
-flow), but imitation gives the core only an indirect reason to compute it; this label gives a
-direct one. Privileged (true velocities), training only: the head that reads it is never part of
+Why: the students trail a moving target. The teacher leads it by the target's velocity, which a
+student can only take from the camera (the target's drift and looming, the ground's flow), and
+imitation gives the core only an indirect reason to compute the velocity relative to the target;
+this label gives a direct one. (Session 25 built it thinking the students took the accelerometer's
+rotor-drag reading for that velocity; session 26 found that taking the reading away changes
+nothing: README, "Failing conditions".) Privileged (true velocities), training only: the head that reads it is never part of
 the model file.
 """
 from __future__ import annotations
