@@ -1,6 +1,6 @@
-"""``specific_force_z``: the accelerometer's body-z axis alone, for a camera policy that must not
-take rotor drag (which reads the velocity relative to the air) for its velocity relative to the
-target. The physics part flies the real simulator in a steady wind."""
+"""``specific_force_z``: the accelerometer's body-z axis alone, for a camera policy that must take
+its horizontal velocity from the camera, not from rotor drag (which reads the velocity relative to
+the air). The physics part flies the real simulator in a steady wind."""
 from __future__ import annotations
 
 import numpy as np
@@ -26,7 +26,7 @@ def test_it_is_the_body_z_specific_force_of_one_or_many_readings_and_refuses_oth
         specific_force_z({"imu": imu[:3]})
 
 
-def _first_imu(env: HoverEnv, wind) -> np.ndarray:
+def _first_imu(env: HoverEnv, wind) -> dict:
     """The IMU after a few ticks of the hover command, level, from rest at the same spot."""
     obs, _ = env.reset(seed=3, options={"state": DroneState(position=np.array([0.0, 0.0, 2.0])),
                                         "variation": EpisodeVariation(env.nominal_vehicle, wind_mps=wind)})

@@ -161,9 +161,10 @@ def specific_force_z(obs) -> np.ndarray:
     """The accelerometer's body-z specific force alone (m/s², thrust and vertical drag per mass).
 
     Why: thrust is along body z, so the horizontal specific force of ``imu_accel`` is rotor drag,
-    which reads the velocity relative to the *air*. A camera policy that reads it takes that for
-    its velocity relative to the target, which is wrong whenever the target or the air moves.
-    Reading this instead, it has to take its horizontal velocity from the camera."""
+    which reads the velocity relative to the *air*, not to the target. Reading this instead, a
+    camera policy has to take its horizontal velocity from the camera. (Trained so, the visual
+    student flies nominal as well and trails a moving target the same: README, "Failing
+    conditions".)"""
     imu = np.asarray(obs["imu"], dtype=np.float64)
     if imu.shape[-1] != 6:
         raise ValueError(f"specific_force_z needs imu (..., 6), got {imu.shape}")

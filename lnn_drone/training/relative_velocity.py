@@ -6,8 +6,8 @@ student can only take from the camera (the target's drift and looming, the groun
 imitation gives the core only an indirect reason to compute the velocity relative to the target;
 this label gives a direct one. (Session 25 built it thinking the students took the accelerometer's
 rotor-drag reading for that velocity; session 26 found that taking the reading away changes
-nothing: README, "Failing conditions".) Privileged (true velocities), training only: the head that reads it is never part of
-the model file.
+nothing: README, "Failing conditions".) Privileged (true velocities), training only: the head
+that reads it is never part of the model file.
 """
 from __future__ import annotations
 
