@@ -145,15 +145,20 @@ def gravity_body_one(q: list[float]) -> list[float]:
     return [s * (x * z - y * w), s * (y * z + x * w), 1.0 - s * (x * x + y * y)]
 
 
+def _imu(obs, feature: str) -> np.ndarray:
+    """``obs["imu"]`` (gyro then accelerometer, (..., 6)) as float64, for the features read from it."""
+    imu = np.asarray(obs["imu"], dtype=np.float64)
+    if imu.shape[-1] != 6:
+        raise ValueError(f"{feature} needs imu (..., 6), got {imu.shape}")
+    return imu
+
+
 @register_feature("imu_accel", dim=3, requires=("imu",))
 def imu_accel(obs) -> np.ndarray:
     """The accelerometer part of ``imu`` (specific force, body FLU, m/s²). A camera policy that
     commands body rates reads this instead of the whole IMU: the gyro would mostly echo its own
     previous rate command, a shortcut that imitation learning takes instead of looking."""
-    imu = np.asarray(obs["imu"], dtype=np.float64)
-    if imu.shape[-1] != 6:
-        raise ValueError(f"imu_accel needs imu (..., 6), got {imu.shape}")
-    return imu[..., 3:6]
+    return _imu(obs, "imu_accel")[..., 3:6]
 
 
 @register_feature("specific_force_z", dim=1, requires=("imu",))
@@ -165,10 +170,7 @@ def specific_force_z(obs) -> np.ndarray:
     camera policy has to take its horizontal velocity from the camera. (Trained so, the visual
     student flies nominal as well and trails a moving target the same: README, "Failing
     conditions".)"""
-    imu = np.asarray(obs["imu"], dtype=np.float64)
-    if imu.shape[-1] != 6:
-        raise ValueError(f"specific_force_z needs imu (..., 6), got {imu.shape}")
-    return imu[..., 5:6]
+    return _imu(obs, "specific_force_z")[..., 5:6]
 
 
 # |drag_velocity| is clipped here (m/s): beyond it the linear drag model says nothing, and a
@@ -189,9 +191,7 @@ def drag_velocity(obs) -> np.ndarray:
     the airframe's drag per mass, which differs 4.4-fold between the Crazyflie and a 5-inch quad;
     divided by it, the same velocity reads the same on both. Clipped to
     ±:data:`DRAG_VELOCITY_LIMIT_MPS`."""
-    imu = np.asarray(obs["imu"], dtype=np.float64)
-    if imu.shape[-1] != 6:
-        raise ValueError(f"drag_velocity needs imu (..., 6), got {imu.shape}")
+    imu = _imu(obs, "drag_velocity")
     if DRAG_PER_MASS_CONFIG not in obs:
         raise ValueError("drag_velocity needs drag_per_mass_config, supplied by Policy (its vehicle) or the env; "
                          "it is missing here")
